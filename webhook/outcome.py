@@ -1,0 +1,94 @@
+"""The small vocabulary of outcomes every rule and handler speaks.
+
+A `Decision` is what netguard answers for one request: allowed or not, why (always a human
+reason), which rule decided, the warnings, and the JSON patch. Rules build them with `allow`,
+`violation` and `patched`; `combine` merges the rules' answers; `apply_action` turns a violation
+into a denial, a warning or a silent audit record as the configuration says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping
+
+# kubectl prints each warning on one line; the apiserver truncates long ones. Keep them short.
+MAX_WARNING_CHARS = 119
+
+
+class Verdict:
+    """Values of the audit log's `decision` field and the `decision` audit annotation."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    WARN = "warn"  # a violation answered with a warning only
+    AUDIT = "audit"  # a violation recorded only
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str
+    verdict: str = Verdict.ALLOW
+    rule: str = ""
+    message: str = ""  # the full denial text shown by kubectl, Argo CD and Flux
+    summary: str = ""  # one short line: the warning used when a violation is only warned
+    warnings: tuple[str, ...] = ()
+    patch: tuple[Mapping[str, Any], ...] = ()
+    patched_labels: Mapping[str, str] = field(default_factory=dict)
+    # A denial that rests on cached cluster state: the caller confirms with a live read of the
+    # namespace and decides again before answering, so cache lag never causes a false rejection.
+    confirm_live: bool = False
+
+
+def short(text: str) -> str:
+    """Cut a warning to what kubectl shows well on one line."""
+    return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 1] + "…"
+
+
+def allow(reason: str, *, rule: str = "", warnings: Iterable[str] = ()) -> Decision:
+    return Decision(allowed=True, reason=reason, rule=rule,
+                    verdict=Verdict.WARN if warnings else Verdict.ALLOW,
+                    warnings=tuple(short(w) for w in warnings))
+
+
+def violation(rule: str, message: str, summary: str, *, confirm_live: bool = False) -> Decision:
+    """A rule found a violation; `apply_action` decides what the requester sees."""
+    return Decision(allowed=False, reason=summary, verdict=Verdict.DENY, rule=rule,
+                    message=message, summary=short(summary), confirm_live=confirm_live)
+
+
+def patched(reason: str, ops: Iterable[Mapping[str, Any]], labels: Mapping[str, str]) -> Decision:
+    return Decision(allowed=True, reason=reason, rule="labels", patch=tuple(ops),
+                    patched_labels=dict(labels))
+
+
+def with_warnings(decision: Decision, warnings: Iterable[str]) -> Decision:
+    extra = tuple(short(w) for w in warnings)
+    if not extra:
+        return decision
+    verdict = Verdict.WARN if decision.verdict == Verdict.ALLOW else decision.verdict
+    return replace(decision, warnings=decision.warnings + extra, verdict=verdict)
+
+
+def apply_action(decision: Decision, action: str) -> Decision:
+    """deny keeps a violation; warn allows it with its summary as a warning; audit allows silently."""
+    if decision.allowed or action == "deny":
+        return decision
+    if action == "warn":
+        return replace(decision, allowed=True, verdict=Verdict.WARN, confirm_live=False,
+                       warnings=decision.warnings + (decision.summary,))
+    return replace(decision, allowed=True, verdict=Verdict.AUDIT, confirm_live=False)
+
+
+def combine(decisions: Iterable[Decision], default_reason: str) -> Decision:
+    """Merge the answers of several rules: the first denial wins, every warning is kept."""
+    answered = list(decisions)
+    if not answered:
+        return allow(default_reason)
+    denied = [d for d in answered if not d.allowed]
+    primary = denied[0] if denied else next(
+        (d for d in answered if d.verdict != Verdict.ALLOW), answered[0])
+    warnings = tuple(w for d in answered for w in d.warnings)
+    rules = [d.rule for d in answered if d.rule and d.verdict != Verdict.ALLOW]
+    return replace(primary, warnings=warnings, rule=",".join(dict.fromkeys(rules)) or primary.rule,
+                   reason="; ".join(d.reason for d in answered))

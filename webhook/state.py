@@ -1,0 +1,61 @@
+"""What decisions know of a namespace: a slim, immutable index, not client model objects.
+
+An inventory (offline or live) hands out one `NamespaceView` per decision. It keeps only what the
+rules need, so 30,000 policies cost megabytes, not hundreds of them (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from webhook import netpol
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySummary:
+    name: str
+    default_deny: frozenset[str]  # directions it denies by default
+    allows_all_ingress: bool  # selects every pod and admits every source: cancels a default-deny
+
+    @classmethod
+    def of(cls, policy: Mapping[str, Any]) -> "PolicySummary":
+        spec = netpol.spec_of(policy)
+        return cls(name=str(policy.get("metadata", {}).get("name", "")),
+                   default_deny=netpol.default_deny_directions(spec),
+                   allows_all_ingress=netpol.allows_all_ingress(spec))
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceView:
+    """One namespace as an inventory last saw it. `known` is False when the namespace itself
+    was never seen (its labels are then unknown, not empty)."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    policies: Mapping[str, PolicySummary] = field(default_factory=lambda: _EMPTY)
+    load_balancers: frozenset[str] = frozenset()
+    known: bool = False
+    resource_version: str = ""  # of the newest object this view was built from
+    source: str = field(default="cache", compare=False)  # "cache" or "live": for the audit log
+
+    def default_deny_policies(self, direction: str = netpol.INGRESS) -> list[str]:
+        return sorted(p.name for p in self.policies.values() if direction in p.default_deny)
+
+    def cancelling_policies(self) -> list[str]:
+        return sorted(p.name for p in self.policies.values() if p.allows_all_ingress)
+
+    def with_policy(self, policy: Mapping[str, Any]) -> "NamespaceView":
+        summary = PolicySummary.of(policy)
+        return replace(self, policies=MappingProxyType({**self.policies, summary.name: summary}))
+
+    def without_policy(self, name: str) -> "NamespaceView":
+        return replace(self, policies=MappingProxyType(
+            {k: v for k, v in self.policies.items() if k != name}))
+
+    def with_load_balancer(self, name: str, is_load_balancer: bool) -> "NamespaceView":
+        names = self.load_balancers | {name} if is_load_balancer else self.load_balancers - {name}
+        return replace(self, load_balancers=frozenset(names))
