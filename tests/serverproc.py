@@ -1,0 +1,102 @@
+"""A real `netguard serve` (gunicorn, TLS) on 127.0.0.1 for tests, and a client that verifies its CA."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures" / "apiserver-reviews"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def netguard(*args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "webhook", *args], capture_output=True, text=True,
+                          check=True, timeout=60, **kwargs)
+
+
+def make_certs(out: Path) -> Path:
+    netguard("certs", "--out", str(out), "--host", "127.0.0.1", "--host", "localhost")
+    return out
+
+
+def recorded(name: str) -> dict[str, Any]:
+    """A recorded request: its path (with ?timeout=) and its AdmissionReview body."""
+    return json.loads((FIXTURES / name).read_text())
+
+
+class Server:
+    def __init__(self, workdir: Path, *extra: str, workers: int = 1) -> None:
+        self.workdir = workdir
+        self.certs = make_certs(workdir / "certs")
+        self.port = free_port()
+        self.audit_path = workdir / "audit.log"
+        self.stderr_path = workdir / "server.err"
+        self.args = ["serve", "--bind", f"127.0.0.1:{self.port}", "--certs", str(self.certs),
+                     "--workers", str(workers), *extra]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> "Server":
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "webhook", *self.args], cwd=self.workdir,
+            stdout=self.audit_path.open("w"), stderr=self.stderr_path.open("w"),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"netguard exited {self.proc.returncode}: {self.stderr_path.read_text()}")
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"netguard did not answer in {timeout}s: {self.stderr_path.read_text()}")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout=30)
+
+    def context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
+
+    def connection(self) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context(), timeout=10)
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None,
+                conn: http.client.HTTPSConnection | None = None) -> tuple[int, Any]:
+        own = conn is None
+        conn = conn or self.connection()
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            data = response.read()
+            content_type = response.getheader("Content-Type", "")
+            return response.status, json.loads(data) if "json" in content_type else data
+        finally:
+            if own:
+                conn.close()
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return self.request("GET", path)
+
+    def post_review(self, path: str, review: dict[str, Any], conn=None) -> tuple[int, Any]:
+        return self.request("POST", path, json.dumps(review).encode(),
+                            {"Content-Type": "application/json"}, conn)
+
+    def audit_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines()
+                if line.startswith("{")]

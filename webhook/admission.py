@@ -1,0 +1,80 @@
+"""Joins the pure decision core to an inventory: which view to decide on, when to confirm a
+denial with a live read, what failureMode answers, and what the inventory is told afterwards.
+
+No Flask here either, so the whole admission path can be tested without HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from webhook import decide
+from webhook.config import Settings
+from webhook.inventory import Inventory, InventoryUnavailable
+from webhook.outcome import Decision
+from webhook.review import AdmissionRequest
+from webhook.state import NamespaceView
+
+STAGES = ("validate", "mutate")
+
+
+@dataclass
+class Counters:
+    """How often a live read overturned a denial the cache would have made."""
+
+    overturned: int = 0
+    confirmed: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, overturned: bool) -> None:
+        with self._lock:
+            if overturned:
+                self.overturned += 1
+            else:
+                self.confirmed += 1
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    decision: Decision
+    state: str  # where the namespace view came from: cache, live, unknown or none
+
+
+class Admission:
+    def __init__(self, settings: Settings, inventory: Inventory) -> None:
+        self.settings = settings
+        self.inventory = inventory
+        self.counters = Counters()
+
+    def evaluate(self, stage: str, req: AdmissionRequest) -> Evaluation:
+        core = decide.validate if stage == "validate" else decide.mutate
+        try:
+            if not self.inventory.ready():
+                raise InventoryUnavailable("netguard has not finished reading cluster state")
+            view = self.inventory.view(req.namespace)
+        except InventoryUnavailable as exc:
+            return self._unknown(stage, req, str(exc))
+        decision = core(req, view, self.settings)
+        state = view.source
+        if not decision.allowed and decision.confirm_live:
+            try:
+                live = self.inventory.confirm(req.namespace)
+            except InventoryUnavailable as exc:
+                return self._unknown(stage, req, str(exc))
+            confirmed = core(req, live, self.settings)
+            self.counters.count(overturned=confirmed.allowed)
+            decision, state = confirmed, live.source
+        if stage == "validate" and decision.allowed and not req.dry_run:
+            self.inventory.observe(req)
+        return Evaluation(decision, state)
+
+    def _unknown(self, stage: str, req: AdmissionRequest, why: str) -> Evaluation:
+        if stage == "validate":
+            answer = decide.state_unknown(req, self.settings, why)
+            if answer is not None:
+                return Evaluation(answer, "unknown")
+        # Nothing here needs cluster state: decide on what the request itself says.
+        empty = NamespaceView(name=req.namespace)
+        core = decide.validate if stage == "validate" else decide.mutate
+        return Evaluation(core(req, empty, self.settings), "unknown")

@@ -1,0 +1,69 @@
+"""The audit trail: one JSON object per line on stdout for every admission call.
+
+Field names are defined once, here. Every record carries `uid` and `dry_run`; the server writes
+each call's record exactly once, in a `finally`, so a failing handler is recorded too (with its
+HTTP status and error). Gatekeeper's logging.go and deferred stats reporter work the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from webhook.outcome import Decision
+from webhook.review import AdmissionRequest
+
+FIELDS = (
+    "time", "uid", "stage", "operation", "kind", "namespace", "name", "user", "field_manager",
+    "dry_run", "allowed", "decision", "rule", "reason", "warnings", "patched_labels",
+    "state", "http_status", "error", "duration_ms",
+)
+
+
+class AuditRecord:
+    """Collects one call's facts as the handler learns them."""
+
+    def __init__(self, stage: str) -> None:
+        self._started = time.perf_counter()
+        self.fields: dict[str, Any] = dict.fromkeys(FIELDS)
+        self.fields.update(stage=stage, dry_run=False, warnings=[], patched_labels={})
+
+    def request(self, req: AdmissionRequest) -> None:
+        self.fields.update(uid=req.uid, operation=req.operation, kind=req.kind,
+                           namespace=req.namespace, name=req.name, user=req.user,
+                           field_manager=req.field_manager, dry_run=req.dry_run)
+
+    def decision(self, decision: Decision, state: str) -> None:
+        self.fields.update(allowed=decision.allowed, decision=decision.verdict, rule=decision.rule,
+                           reason=decision.reason, warnings=list(decision.warnings),
+                           patched_labels=dict(decision.patched_labels), state=state)
+
+    def failed(self, status: int, error: str) -> None:
+        self.fields.update(http_status=status, error=error)
+
+    def finish(self) -> dict[str, Any]:
+        now = datetime.now(timezone.utc)
+        self.fields["time"] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.fields["duration_ms"] = round((time.perf_counter() - self._started) * 1000, 3)
+        if self.fields["http_status"] is None:
+            self.fields["http_status"] = 200
+        return self.fields
+
+
+class AuditLog:
+    """Writes records as JSON lines; one lock so threads never interleave a line."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, record: AuditRecord) -> None:
+        line = json.dumps(record.finish(), separators=(",", ":"), ensure_ascii=False, default=str)
+        stream = self._stream or sys.stdout
+        with self._lock:
+            stream.write(line + "\n")
+            stream.flush()

@@ -1,0 +1,100 @@
+"""The `netguard` command: serve, certs.
+
+`netguard serve` with no arguments is the embedded default: 127.0.0.1:8443, certificates generated
+into ./certs when absent, default configuration, the offline inventory (no cluster needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from webhook import certs
+from webhook.config import ConfigError, Settings, default_settings, load_settings
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+def _settings(path: str | None) -> Settings:
+    return load_settings(path) if path else default_settings()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here so `netguard certs` works without loading Flask and gunicorn.
+    from webhook.audit import AuditLog
+    from webhook.admission import Admission
+    from webhook.app import create_app
+    from webhook.offline import ObjectsError, OfflineInventory
+    from webhook.serving import NetguardServer, ServeOptions
+
+    settings = _settings(args.config)
+    # Read objects once before forking, so a bad file stops the start with a clear message.
+    try:
+        OfflineInventory.from_path(args.objects)
+    except ObjectsError as exc:
+        raise SystemExit(f"netguard: --objects: {exc}")
+    cert_dir = Path(args.certs)
+    if not (cert_dir / "tls.crt").exists() or not (cert_dir / "tls.key").exists():
+        if args.certs_given:
+            raise SystemExit(f"netguard: --certs {cert_dir}: tls.crt and tls.key are required")
+        certs.ensure(cert_dir, LOCAL_HOSTS)
+        print(f"netguard: generated a CA and serving certificate in {cert_dir}/ "
+              f"(trust {cert_dir}/ca.crt)", file=sys.stderr)
+
+    def app_factory():  # runs in each worker, after fork
+        inventory = OfflineInventory.from_path(args.objects)
+        inventory.start()
+        return create_app(Admission(settings, inventory), AuditLog())
+
+    options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads)
+    NetguardServer(options, app_factory).run()
+    return 0
+
+
+def _certs(args: argparse.Namespace) -> int:
+    hosts = args.host or ([] if args.service else list(LOCAL_HOSTS))
+    try:
+        files = certs.generate(args.out, hosts, service=args.service, namespace=args.namespace,
+                               days=args.days)
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(f"netguard certs: {exc}")
+    print(f"wrote {files.ca_crt}, {files.ca_key}, {files.tls_crt}, {files.tls_key}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netguard", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the admission webhook server over TLS")
+    serve.add_argument("--config", help="YAML configuration file (default: built-in defaults)")
+    serve.add_argument("--bind", default="127.0.0.1:8443", help="HOST:PORT (default 127.0.0.1:8443)")
+    serve.add_argument("--certs", help="folder with tls.crt and tls.key (default ./certs, generated if absent)")
+    serve.add_argument("--objects", help="folder or file of YAML objects for the offline inventory")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="gunicorn worker processes (default 1: the offline inventory is per worker)")
+    serve.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
+    serve.set_defaults(func=_serve)
+
+    cert = sub.add_parser("certs", help="generate a CA and a serving certificate")
+    cert.add_argument("--out", required=True, help="folder to write ca.crt, ca.key, tls.crt, tls.key")
+    cert.add_argument("--host", action="append", help="DNS name or IP for the SANs (repeatable)")
+    cert.add_argument("--service", help="in-cluster Service name (adds S, S.N, S.N.svc, S.N.svc.cluster.local)")
+    cert.add_argument("--namespace", help="namespace of --service")
+    cert.add_argument("--days", type=int, default=365, help="validity of the serving certificate")
+    cert.set_defaults(func=_certs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "serve":
+        args.certs_given = args.certs is not None
+        args.certs = args.certs or "certs"
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"netguard: config: {exc}", file=sys.stderr)
+        return 2

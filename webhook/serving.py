@@ -1,0 +1,73 @@
+"""Serving under gunicorn over TLS.
+
+gthread workers keep connections alive 120 s, longer than kube-apiserver's 90 s idle timeout, so
+the client always closes first and never reuses a connection the server just dropped
+(DESIGN.md section 4). gunicorn builds the TLS context for every accepted connection from the
+files on disk, so rotated certificates reach new connections without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from gunicorn.app.base import BaseApplication
+
+KEEPALIVE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    bind: str = "127.0.0.1:8443"
+    certs: Path = Path("certs")
+    workers: int = 1
+    threads: int = 8
+    # Requests are answered in milliseconds; a worker stuck this long is restarted by gunicorn.
+    timeout: int = 30
+
+    def gunicorn_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            "bind": [self.bind],
+            "workers": self.workers,
+            "worker_class": "gthread",
+            "threads": self.threads,
+            "keepalive": KEEPALIVE_SECONDS,
+            "timeout": self.timeout,
+            "graceful_timeout": self.timeout,
+            "certfile": str(self.certs / "tls.crt"),
+            "keyfile": str(self.certs / "tls.key"),
+            "accesslog": None,  # stdout carries the audit log; one line per decision is enough
+            "errorlog": "-",
+            "loglevel": "info",
+            "proc_name": "netguard",
+        }
+        # Heartbeat files on a tmpfs keep working under a read-only root filesystem.
+        if os.path.isdir("/dev/shm"):
+            settings["worker_tmp_dir"] = "/dev/shm"
+        return settings
+
+
+class NetguardServer(BaseApplication):
+    """gunicorn without its command line: options come from `netguard serve`.
+
+    The WSGI app is built by `load()`, which gunicorn calls in each worker after fork, so nothing
+    (watch threads included) is started before the fork.
+    """
+
+    def __init__(self, options: ServeOptions, app_factory: Callable[[], Any]) -> None:
+        self._options = options
+        self._app_factory = app_factory
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.gunicorn_settings().items():
+            self.cfg.set(key, value)
+        # Newer gunicorn opens a control socket at one fixed path per user; netguard does not use
+        # it, and two servers on one machine (tests, a second instance) would fight over it.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
+
+    def load(self) -> Any:
+        return self._app_factory()
