@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 from webhook import decide
 from webhook.config import Settings
@@ -46,6 +47,7 @@ class Admission:
         self.settings = settings
         self.inventory = inventory
         self.counters = Counters()
+        self.on_live_read: Callable[[bool], None] = lambda overturned: None
 
     def evaluate(self, stage: str, req: AdmissionRequest) -> Evaluation:
         core = decide.validate if stage == "validate" else decide.mutate
@@ -64,6 +66,7 @@ class Admission:
                 return self._unknown(stage, req, str(exc))
             confirmed = core(req, live, self.settings)
             self.counters.count(overturned=confirmed.allowed)
+            self.on_live_read(confirmed.allowed)
             decision, state = confirmed, live.source
         if stage == "validate" and decision.allowed and not req.dry_run:
             self.inventory.observe(req)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -16,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from webhook.admission import STAGES, Admission
 from webhook.audit import AuditLog, AuditRecord
+from webhook.metrics import CONTENT_TYPE, Metrics
 from webhook.review import MalformedReview, build_response, parse_review
 
 log = logging.getLogger("netguard")
@@ -51,12 +53,17 @@ def _read_review() -> Any:
         raise MalformedReview(f"body is not valid JSON: {exc}") from None
 
 
-def create_app(admission: Admission, audit: AuditLog) -> Flask:
+def create_app(admission: Admission, audit: AuditLog, metrics: Metrics | None = None) -> Flask:
+    metrics = metrics or Metrics()
+    admission.on_live_read = metrics.live_read
     app = Flask("netguard")
     app.config["NETGUARD_MAX_BODY_BYTES"] = admission.settings.max_body_bytes
 
     def review(stage: str) -> Response:
         record = AuditRecord(stage)
+        started = time.perf_counter()
+        req = decision = None
+        status = 200
         try:
             req = parse_review(_read_review())
             record.request(req)
@@ -72,13 +79,16 @@ def create_app(admission: Admission, audit: AuditLog) -> Flask:
                 {"decision": decision.verdict}
             return _json(build_response(req, decision, annotations))
         except MalformedReview as exc:
-            record.failed(exc.status, str(exc))
-            return _error(exc.status, str(exc))
+            status = exc.status
+            record.failed(status, str(exc))
+            return _error(status, str(exc))
         except HTTPException as exc:
-            record.failed(exc.code or 400, exc.description or exc.name)
-            return _error(exc.code or 400, exc.description or exc.name)
+            status = exc.code or 400
+            record.failed(status, exc.description or exc.name)
+            return _error(status, exc.description or exc.name)
         finally:
             audit.write(record)
+            metrics.observe(stage, req, decision, time.perf_counter() - started, status)
 
     for stage in STAGES:
         app.add_url_rule(f"/{stage}", stage, lambda stage=stage: review(stage), methods=["POST"])
@@ -87,11 +97,23 @@ def create_app(admission: Admission, audit: AuditLog) -> Flask:
     def healthz() -> Response:
         return _json({"status": "ok"})
 
+    def ready() -> bool:
+        is_ready = admission.inventory.ready()
+        metrics.inventory_ready.set(1 if is_ready else 0)
+        return is_ready
+
+    ready()  # every worker reports from the start: the gauge aggregates with min over live workers
+
     @app.get("/readyz")
     def readyz() -> Response:
-        if admission.inventory.ready():
+        if ready():
             return _json({"status": "ready"})
         return _json({"status": "not ready", "reason": "cluster state not synced yet"}, 503)
+
+    @app.get("/metrics")
+    def metrics_page() -> Response:
+        ready()
+        return Response(metrics.exposition(), mimetype=None, content_type=CONTENT_TYPE)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

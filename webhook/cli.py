@@ -7,7 +7,9 @@ into ./certs when absent, default configuration, the offline inventory (no clust
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -22,12 +24,16 @@ def _settings(path: str | None) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # Imported here so `netguard certs` works without loading Flask and gunicorn.
+    from webhook.serving import MULTIPROC_ENV, NetguardServer, ServeOptions, prepare_metrics_dir
+
+    # Before the fork and before prometheus_client is imported, so every worker writes its
+    # metrics where /metrics aggregates them.
+    prepare_metrics_dir(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="netguard-metrics-"))
+    # Imported here so `netguard certs` works without loading Flask, and after the line above.
     from webhook.audit import AuditLog
     from webhook.admission import Admission
     from webhook.app import create_app
     from webhook.offline import ObjectsError, OfflineInventory
-    from webhook.serving import NetguardServer, ServeOptions
 
     settings = _settings(args.config)
     # Read objects once before forking, so a bad file stops the start with a clear message.

@@ -42,11 +42,35 @@ class ServeOptions:
             "errorlog": "-",
             "loglevel": "info",
             "proc_name": "netguard",
+            "child_exit": _child_exit,
         }
         # Heartbeat files on a tmpfs keep working under a read-only root filesystem.
         if os.path.isdir("/dev/shm"):
             settings["worker_tmp_dir"] = "/dev/shm"
         return settings
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir(path: str) -> None:
+    """Point prometheus_client's multiprocess mode at an empty folder.
+
+    Call before anything imports prometheus_client (it picks its storage at import) and before
+    the fork. Files of an earlier run are removed: they would be counted again.
+    """
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+    os.environ[MULTIPROC_ENV] = path
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    # A dead worker's live gauges (inventory readiness, violations) must stop counting.
+    from prometheus_client import multiprocess
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(worker.pid)
 
 
 class NetguardServer(BaseApplication):

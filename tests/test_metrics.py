@@ -1,0 +1,48 @@
+"""/metrics scraped after real requests through gunicorn with 2 workers: counts add up across them."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from serverproc import Server
+from test_server_tls import lb_review
+
+REQUESTS = 12
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("metrics"), workers=2).start()
+    yield srv
+    assert srv.stop() == 0
+
+
+def samples(server: Server) -> dict[tuple[str, tuple], float]:
+    status, text = server.get("/metrics")
+    assert status == 200
+    found = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_counts_add_up_across_workers(two_workers):
+    for i in range(REQUESTS):  # one connection each, so both workers answer some
+        status, body = two_workers.post_review("/validate", lb_review("metered", f"svc{i}"))
+        assert status == 200 and body["response"]["allowed"] is False
+    two_workers.request("POST", "/validate", b"{bad", {"Content-Type": "application/json"})
+    for _ in range(4):  # whichever worker answers the scrape, it reports all workers' samples
+        found = samples(two_workers)
+        denied = found[("netguard_admission_requests_total", (
+            ("decision", "deny"), ("dry_run", "false"), ("kind", "Service"), ("operation", "CREATE"),
+            ("rule", "loadbalancer-requires-default-deny"), ("stage", "validate")))]
+        assert denied == REQUESTS
+        assert found[("netguard_admission_errors_total", (("stage", "validate"), ("status", "400")))] == 1
+        count = found[("netguard_admission_duration_seconds_count", (("stage", "validate"),))]
+        assert count == REQUESTS + 1
+        buckets = {dict(labels)["le"] for (name, labels) in found
+                   if name == "netguard_admission_duration_seconds_bucket"}
+        assert buckets == {"0.005", "0.025", "0.1", "0.5", "1.0", "2.5", "+Inf"}
+        assert found[("netguard_inventory_ready", ())] == 1
