@@ -49,6 +49,10 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> "Server":
+        return self.start_when(lambda: self.get("/healthz")[0] == 200, timeout)
+
+    def start_when(self, answering, timeout: float = 30) -> "Server":
+        """Start, then wait until the port accepts connections and `answering()` holds."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "webhook", *self.args], cwd=self.workdir,
             stdout=self.audit_path.open("w"), stderr=self.stderr_path.open("w"),
@@ -58,10 +62,12 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"netguard exited {self.proc.returncode}: {self.stderr_path.read_text()}")
             try:
-                if self.get("/healthz")[0] == 200:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                if answering():
                     return self
             except OSError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise RuntimeError(f"netguard did not answer in {timeout}s: {self.stderr_path.read_text()}")
 
     def stop(self) -> int:

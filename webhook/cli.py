@@ -54,7 +54,11 @@ def _serve(args: argparse.Namespace) -> int:
         inventory.start()
         return create_app(Admission(settings, inventory), AuditLog())
 
-    options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads)
+    client_ca = Path(args.client_ca) if args.client_ca else None
+    if client_ca is not None and not client_ca.is_file():
+        raise SystemExit(f"netguard: --client-ca {client_ca}: no such file")
+    options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
+                           client_ca=client_ca)
     NetguardServer(options, app_factory).run()
     return 0
 
@@ -82,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1,
                        help="gunicorn worker processes (default 1: the offline inventory is per worker)")
     serve.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
+    serve.add_argument("--client-ca", help="require client certificates signed by this CA (mutual TLS)")
     serve.set_defaults(func=_serve)
 
     cert = sub.add_parser("certs", help="generate a CA and a serving certificate")

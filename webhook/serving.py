@@ -9,6 +9,7 @@ files on disk, so rotated certificates reach new connections without a restart.
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +27,9 @@ class ServeOptions:
     threads: int = 8
     # Requests are answered in milliseconds; a worker stuck this long is restarted by gunicorn.
     timeout: int = 30
+    # With a client CA, the TLS layer requires a client certificate it signed (mutual TLS, as
+    # kube-apiserver presents with an admission kubeconfig): others never reach the app.
+    client_ca: Path | None = None
 
     def gunicorn_settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = {
@@ -44,6 +48,9 @@ class ServeOptions:
             "proc_name": "netguard",
             "child_exit": _child_exit,
         }
+        if self.client_ca is not None:
+            settings["ca_certs"] = str(self.client_ca)
+            settings["cert_reqs"] = ssl.CERT_REQUIRED
         # Heartbeat files on a tmpfs keep working under a read-only root filesystem.
         if os.path.isdir("/dev/shm"):
             settings["worker_tmp_dir"] = "/dev/shm"
