@@ -7,9 +7,18 @@ line (outcome.short cuts them at 119 characters).
 
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
+import yaml
+
 MAX_LISTED = 5
+
+
+def yaml_string(value: str) -> str:
+    """`value` as a YAML scalar that reads back as the same string: namespaces such as `123`,
+    `true` or `null` are valid Kubernetes names but other types in YAML, so they get quotes."""
+    return value if yaml.safe_load(value) == value else json.dumps(value)
 
 
 def listing(names: Iterable[str]) -> str:
@@ -28,7 +37,7 @@ def default_deny_yaml(namespace: str) -> str:
         "kind: NetworkPolicy\n"
         "metadata:\n"
         "  name: default-deny-ingress\n"
-        f"  namespace: {namespace}\n"
+        f"  namespace: {yaml_string(namespace)}\n"
         "spec:\n"
         "  podSelector: {}\n"
         "  policyTypes:\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +18,7 @@ from typing import Any, Callable
 from gunicorn.app.base import BaseApplication
 
 KEEPALIVE_SECONDS = 120
+ROTATION_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class ServeOptions:
             "loglevel": "info",
             "proc_name": "netguard",
             "child_exit": _child_exit,
+            "ssl_context": _ssl_context,
         }
         if self.client_ca is not None:
             settings["ca_certs"] = str(self.client_ca)
@@ -71,6 +74,20 @@ def prepare_metrics_dir(path: str) -> None:
         if name.endswith(".db"):
             os.remove(os.path.join(path, name))
     os.environ[MULTIPROC_ENV] = path
+
+
+def _ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """gunicorn's per-connection TLS context, retried briefly: a rotation writes tls.crt and
+    tls.key one after the other, and a connection that reads between the two sees a pair that
+    does not match. A moment later it does, so the connection is served instead of dropped."""
+    for attempt in range(ROTATION_RETRIES):
+        try:
+            return default_ssl_context_factory()
+        except (ssl.SSLError, OSError):
+            if attempt == ROTATION_RETRIES - 1:
+                raise
+            time.sleep(0.02)
+    raise AssertionError("unreachable")
 
 
 def _child_exit(server: Any, worker: Any) -> None:
