@@ -4,14 +4,14 @@ kubernetes client, no I/O, no environment (tests/test_purity.py keeps it so).
 
 from __future__ import annotations
 
-from webhook import messages, netpol
+from webhook import messages
 from webhook.config import Settings
-from webhook.labels import desired_changes, is_load_balancer
+from webhook.labels import desired_changes
 from webhook.outcome import Decision, allow, combine, patched, violation
 from webhook.patches import label_patch
 from webhook.review import AdmissionRequest
-from webhook.rules import LOADBALANCER_RULE, GUARD_RULE, RULES
-from webhook.state import NamespaceView, PolicySummary
+from webhook.rules import RULES
+from webhook.state import NamespaceView
 
 # (API group, kind) of the objects netguard reviews.
 REVIEWED = {("", "Service"), ("networking.k8s.io", "NetworkPolicy")}
@@ -48,29 +48,24 @@ def mutate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> De
     return patched(f"set labels {', '.join(sorted(changes))}", ops, changes)
 
 
-def needs_cluster_state(req: AdmissionRequest, settings: Settings) -> str:
-    """The rule whose validating decision needs the namespace's policies, or '' if none does."""
-    if _skip(req, settings) or req.operation not in ("CREATE", "UPDATE", "DELETE"):
-        return ""
-    if req.kind == "Service" and req.operation != "DELETE" and is_load_balancer(req.object):
-        return LOADBALANCER_RULE
-    if req.kind == "NetworkPolicy" and req.operation != "CREATE" and \
-            netpol.INGRESS in PolicySummary.of(req.old_object or {}).default_deny:
-        return GUARD_RULE
-    return ""
+# Stands for the LoadBalancer Services an unknown namespace may hold.
+UNKNOWN_SERVICES = frozenset({"(unknown)"})
 
 
 def state_unknown(req: AdmissionRequest, settings: Settings, why: str) -> Decision | None:
     """The answer when cluster state cannot be known (API unreachable, not yet synced).
 
-    None when the request needs no cluster state. Otherwise failureMode decides: closed denies,
-    saying netguard could not confirm the namespace's policies; open allows with a warning.
+    The request is decided against the worst a namespace could hold: no policies and some
+    LoadBalancer Services. None when even that is not a denial resting on cluster state (the
+    request needs no state, or its rule only warns or audits): the caller decides as usual.
+    Otherwise failureMode decides: closed denies, saying netguard could not confirm the
+    namespace's policies; open allows with a warning.
     """
-    rule = needs_cluster_state(req, settings)
-    if not rule:
+    worst = validate(req, NamespaceView(name=req.namespace, load_balancers=UNKNOWN_SERVICES), settings)
+    if worst.allowed or not worst.confirm_live:
         return None
     if settings.failure_mode.value == "open":
-        return allow(f"cluster state unknown ({why}); failureMode open", rule=rule,
+        return allow(f"cluster state unknown ({why}); failureMode open", rule=worst.rule,
                      warnings=[messages.state_unknown_warning(req.namespace)])
-    return violation(rule, messages.state_unknown(req.namespace, why),
+    return violation(worst.rule, messages.state_unknown(req.namespace, why),
                      f"cluster state unknown ({why}); failureMode closed")

@@ -60,7 +60,7 @@ def loadbalancer_denied(namespace: str, name: str, operation: str) -> str:
 
 
 def loadbalancer_summary(namespace: str, name: str) -> str:
-    return f"LoadBalancer Service {namespace}/{name}: namespace has no default-deny ingress NetworkPolicy"
+    return f"LoadBalancer {namespace}/{name}: no default-deny ingress NetworkPolicy in the namespace"
 
 
 def existing_loadbalancer_summary(namespace: str, name: str) -> str:
@@ -68,7 +68,7 @@ def existing_loadbalancer_summary(namespace: str, name: str) -> str:
 
 
 def dry_run_summary(summary: str) -> str:
-    return f"dry-run only, a real request would be denied: {summary}"
+    return f"dry-run, would be denied: {summary}"
 
 
 def cancelled_default_deny(namespace: str, cancelling: list[str]) -> str:
