@@ -1,4 +1,4 @@
-"""The `netguard` command: serve, certs.
+"""The `netguard` command: serve, certs, manifests.
 
 `netguard serve` with no arguments is the embedded default: 127.0.0.1:8443, certificates generated
 into ./certs when absent, default configuration, the offline inventory (no cluster needed).
@@ -74,6 +74,18 @@ def _certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _manifests(args: argparse.Namespace) -> int:
+    from webhook import manifests
+    try:
+        ca_bundle = manifests.load_ca_bundle(args.certs) if args.certs else None
+        text = manifests.render(namespace=args.namespace, image=args.image,
+                                ca_bundle_pem=ca_bundle, url=args.url)
+    except ValueError as exc:
+        raise SystemExit(f"netguard manifests: {exc}")
+    sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netguard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--namespace", help="namespace of --service")
     cert.add_argument("--days", type=int, default=365, help="validity of the serving certificate")
     cert.set_defaults(func=_certs)
+
+    man = sub.add_parser("manifests", help="print the Kubernetes objects that deploy netguard, as YAML")
+    man.add_argument("--namespace", default="netguard-system", help="netguard's namespace (default netguard-system)")
+    man.add_argument("--image", default="netguard:latest", help="container image (default netguard:latest)")
+    man.add_argument("--certs", help="folder with ca.crt (from `netguard certs`): caBundle of every webhook")
+    man.add_argument("--url", help="https://HOST:PORT of a netguard outside the cluster: the webhooks call "
+                                   "URL/validate and URL/mutate, in-cluster objects are left out")
+    man.set_defaults(func=_manifests)
     return parser
 
 
