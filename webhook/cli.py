@@ -1,7 +1,8 @@
-"""The `netguard` command: serve, certs, manifests.
+"""The `netguard` command: serve, certs, manifests, check, audit.
 
 `netguard serve` with no arguments is the embedded default: 127.0.0.1:8443, certificates generated
 into ./certs when absent, default configuration, the offline inventory (no cluster needed).
+With --kubeconfig, or inside a pod, cluster state comes live from the API instead.
 """
 
 from __future__ import annotations
@@ -17,10 +18,48 @@ from webhook import certs
 from webhook.config import ConfigError, Settings, default_settings, load_settings
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
+PASSTHROUGH = {"check": "evaluate manifests offline with the server's rules",
+               "audit": "scan a live cluster for violations"}
 
 
 def _settings(path: str | None) -> Settings:
     return load_settings(path) if path else default_settings()
+
+
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+# Each live read before a denial is three GETs; short timeouts keep it inside the webhook's own.
+CONFIRM_TIMEOUT = (1.0, 1.5)
+
+
+def _in_pod() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN.exists()
+
+
+def _inventory_factory(args: argparse.Namespace, settings: Settings):
+    """What each worker builds its inventory with: the live cluster through --kubeconfig or the
+    pod's service account, else the offline inventory of --objects. Problems with either are
+    found here, before the fork, so the start fails with a clear message."""
+    from webhook.offline import ObjectsError, OfflineInventory
+
+    live = bool(args.kubeconfig) or (_in_pod() and not args.offline)
+    if live and args.objects:
+        raise SystemExit("netguard: --objects is for the offline inventory; drop it or --kubeconfig")
+    if not live:
+        try:
+            OfflineInventory.from_path(args.objects)
+        except ObjectsError as exc:
+            raise SystemExit(f"netguard: --objects: {exc}")
+        return lambda: OfflineInventory.from_path(args.objects)
+
+    from webhook.cluster import ClusterInventory
+    options = dict(namespace_labels=settings.labels.from_namespace, confirm_timeout=CONFIRM_TIMEOUT)
+    if args.kubeconfig:
+        try:  # load once here to fail early on a bad kubeconfig; workers load their own
+            ClusterInventory.from_kubeconfig(args.kubeconfig)
+        except Exception as exc:
+            raise SystemExit(f"netguard: --kubeconfig {args.kubeconfig}: {exc}")
+        return lambda: ClusterInventory.from_kubeconfig(args.kubeconfig, **options)
+    return lambda: ClusterInventory.in_cluster(**options)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -30,17 +69,14 @@ def _serve(args: argparse.Namespace) -> int:
     # metrics where /metrics aggregates them.
     prepare_metrics_dir(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="netguard-metrics-"))
     # Imported here so `netguard certs` works without loading Flask, and after the line above.
-    from webhook.audit import AuditLog
     from webhook.admission import Admission
     from webhook.app import create_app
-    from webhook.offline import ObjectsError, OfflineInventory
+    from webhook.audit import AuditLog
+    from webhook.metrics import Metrics
+    from webhook.monitor import Monitor
 
     settings = _settings(args.config)
-    # Read objects once before forking, so a bad file stops the start with a clear message.
-    try:
-        OfflineInventory.from_path(args.objects)
-    except ObjectsError as exc:
-        raise SystemExit(f"netguard: --objects: {exc}")
+    make_inventory = _inventory_factory(args, settings)
     cert_dir = Path(args.certs)
     if not (cert_dir / "tls.crt").exists() or not (cert_dir / "tls.key").exists():
         if args.certs_given:
@@ -48,15 +84,17 @@ def _serve(args: argparse.Namespace) -> int:
         certs.ensure(cert_dir, LOCAL_HOSTS)
         print(f"netguard: generated a CA and serving certificate in {cert_dir}/ "
               f"(trust {cert_dir}/ca.crt)", file=sys.stderr)
-
-    def app_factory():  # runs in each worker, after fork
-        inventory = OfflineInventory.from_path(args.objects)
-        inventory.start()
-        return create_app(Admission(settings, inventory), AuditLog())
-
     client_ca = Path(args.client_ca) if args.client_ca else None
     if client_ca is not None and not client_ca.is_file():
         raise SystemExit(f"netguard: --client-ca {client_ca}: no such file")
+
+    def app_factory():  # runs in each worker, after fork: watch threads must start here
+        inventory = make_inventory()
+        inventory.start()
+        metrics = Metrics()
+        Monitor(inventory, settings, metrics).start()
+        return create_app(Admission(settings, inventory), AuditLog(), metrics)
+
     options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
                            client_ca=client_ca)
     NetguardServer(options, app_factory).run()
@@ -86,6 +124,16 @@ def _manifests(args: argparse.Namespace) -> int:
     return 0
 
 
+def _passthrough(name: str):
+    def run(args: argparse.Namespace) -> int:
+        if name == "check":
+            from webhook.check import run_check
+            return run_check(args.rest)
+        from webhook.scan import run_audit
+        return run_audit(args.rest)
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netguard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1,
                        help="gunicorn worker processes (default 1: the offline inventory is per worker)")
     serve.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
+    serve.add_argument("--kubeconfig", help="read cluster state live from this cluster (in a pod: its service account)")
+    serve.add_argument("--offline", action="store_true",
+                       help="in a pod, use the offline inventory instead of the pod's service account")
     serve.add_argument("--client-ca", help="require client certificates signed by this CA (mutual TLS)")
     serve.set_defaults(func=_serve)
 
@@ -116,10 +167,20 @@ def build_parser() -> argparse.ArgumentParser:
     man.add_argument("--url", help="https://HOST:PORT of a netguard outside the cluster: the webhooks call "
                                    "URL/validate and URL/mutate, in-cluster objects are left out")
     man.set_defaults(func=_manifests)
+
+    # check and audit parse their own arguments (their parsers live beside their code).
+    for name, help_text in PASSTHROUGH.items():
+        passthrough = sub.add_parser(name, help=help_text, add_help=False)
+        passthrough.add_argument("rest", nargs=argparse.REMAINDER)
+        passthrough.set_defaults(func=_passthrough(name))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        # argparse's REMAINDER drops leading options (`check --format json`): hand over directly.
+        return _passthrough(argv[0])(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     if getattr(args, "command", None) == "serve":
         args.certs_given = args.certs is not None

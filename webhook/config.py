@@ -24,6 +24,7 @@ The complete file, with the defaults::
       required-labels: {action: deny}
     failureMode: closed           # closed | open, used by the live inventory
     maxBodyBytes: 8388608         # positive int; largest AdmissionReview body accepted
+    scanIntervalSeconds: 60       # positive int; how often the server rescans its inventory for violations
 
 ``labels`` (mapping)
     ``prefix`` (string, default ``netguard``)
@@ -65,6 +66,11 @@ The complete file, with the defaults::
 ``failureMode`` (``closed`` | ``open``, default ``closed``)
     What the live inventory does when it cannot tell the cluster state: ``closed``
     denies, ``open`` admits.
+
+``scanIntervalSeconds`` (integer > 0, default ``60``)
+    How often each server worker scans its inventory for current violations (LoadBalancers
+    without a default-deny, cancelled default-denies) and publishes them as the
+    ``netguard_violations`` metric.
 
 ``maxBodyBytes`` (integer > 0, default ``8388608`` = 8 MiB)
     The largest AdmissionReview request body accepted, in bytes.
@@ -143,6 +149,7 @@ _DRY_RUN_RULES = frozenset({"loadbalancer-requires-default-deny"})
 DEFAULT_OWN_NAMESPACE = "netguard-system"
 DEFAULT_EXEMPT_NAMESPACES: frozenset[str] = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_SCAN_INTERVAL_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,7 @@ class Settings:
     rules: Mapping[str, RuleSettings] = field(default_factory=_default_rules, hash=False)
     failure_mode: FailureMode = FailureMode.CLOSED
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    scan_interval_seconds: int = DEFAULT_SCAN_INTERVAL_SECONDS
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -275,7 +283,8 @@ def _label_key_problem(value: str) -> str | None:
 _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _BOOL, _NULL, _FLOAT = (_TAG + t for t in ("str", "int", "bool", "null", "float"))
 
-_TOP_KEYS = ("labels", "exemptNamespaces", "ownNamespace", "rules", "failureMode", "maxBodyBytes")
+_TOP_KEYS = ("labels", "exemptNamespaces", "ownNamespace", "rules", "failureMode", "maxBodyBytes",
+             "scanIntervalSeconds")
 _LABEL_KEYS = ("prefix", "fromNamespace", "required")
 
 
@@ -470,6 +479,10 @@ def _build(root: Node | None, source: str) -> Settings:
     if "maxBodyBytes" in top:
         max_body_bytes = w.positive_int(top["maxBodyBytes"], "maxBodyBytes")
 
+    scan_interval = DEFAULT_SCAN_INTERVAL_SECONDS
+    if "scanIntervalSeconds" in top:
+        scan_interval = w.positive_int(top["scanIntervalSeconds"], "scanIntervalSeconds")
+
     return Settings(
         labels=labels,
         exempt_namespaces=exempt,
@@ -477,6 +490,7 @@ def _build(root: Node | None, source: str) -> Settings:
         rules=rules,
         failure_mode=failure_mode,
         max_body_bytes=max_body_bytes,
+        scan_interval_seconds=scan_interval,
     )
 
 

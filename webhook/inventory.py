@@ -28,6 +28,9 @@ class Inventory(Protocol):
         """A fresh, consistent read of the namespace, used before denying on cached state.
         Raises InventoryUnavailable."""
 
+    def views(self) -> list[NamespaceView]:
+        """Every namespace as last seen, for the periodic violation scan."""
+
     def observe(self, req: AdmissionRequest) -> None:
         """Told of every request netguard allowed at the validating stage (never dry-run)."""
 
