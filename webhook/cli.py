@@ -48,7 +48,8 @@ def _inventory_factory(args: argparse.Namespace, settings: Settings):
         try:
             OfflineInventory.from_path(args.objects)
         except ObjectsError as exc:
-            raise SystemExit(f"netguard: --objects: {exc}")
+            problems = getattr(exc, "problems", None) or [str(exc)]
+            raise SystemExit("\n".join(f"netguard: --objects: {p}" for p in problems))
         return lambda: OfflineInventory.from_path(args.objects)
 
     from webhook.cluster import ClusterInventory

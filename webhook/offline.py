@@ -1,57 +1,48 @@
 """The offline inventory: cluster state from YAML files, kept current by what netguard allows.
 
-This is the embedded default (no cluster needed). It is loaded from `--objects DIR` (every
-*.yaml / *.yml / *.json file below it, multi-document, `kind: List` unwrapped) and updated by each
-non-dry-run Service or NetworkPolicy CREATE/UPDATE/DELETE that netguard allowed at the validating
-stage. Each server worker keeps its own copy: with more than one worker, a change a request made
-is seen only by the worker that answered it (the live inventory has no such limit).
+This is the embedded default (no cluster needed). It is loaded from `--objects DIR`, read by
+webhook.objects exactly as `netguard check` reads its manifests, and updated by each non-dry-run
+Service or NetworkPolicy CREATE/UPDATE/DELETE that netguard allowed at the validating stage.
+Each server worker keeps its own copy: with more than one worker, a change a request made is
+seen only by the worker that answered it (the live inventory has no such limit).
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
-import yaml
-
+from webhook.decide import REVIEWED
 from webhook.labels import is_load_balancer
+from webhook.objects import STDIN, InputError, api_group, read_manifests
 from webhook.review import AdmissionRequest
 from webhook.state import NamespaceView
 
-SUFFIXES = (".yaml", ".yml", ".json")
+# The kinds that make up cluster state, as (API group, kind). The group matters: Calico's
+# projectcalico.org NetworkPolicy has other semantics (its `action: Allow` rule is no allow-all).
+STATE_KINDS = {("", "Namespace"), ("", "Service"), ("networking.k8s.io", "NetworkPolicy")}
 
-
-class ObjectsError(ValueError):
-    """An objects file that cannot be read; names the file and the line."""
-
-
-def _documents(path: Path) -> Iterator[Any]:
-    try:
-        yield from yaml.safe_load_all(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        raise ObjectsError(f"{path} line {line}: {exc.problem or exc}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ObjectsError(f"{path}: {exc}") from None
-
-
-def _flatten(documents: Iterable[Any]) -> Iterator[Mapping[str, Any]]:
-    for doc in documents:
-        if isinstance(doc, Mapping) and doc.get("kind") == "List":
-            yield from _flatten(doc.get("items") or [])
-        elif isinstance(doc, Mapping):
-            yield doc
+# What the reader raises, under the name callers of the offline inventory (cli.py) catch:
+# `problems` holds one line per problem, each naming the file and the line.
+ObjectsError = InputError
 
 
 def read_objects(root: str | Path) -> list[Mapping[str, Any]]:
     """Every Kubernetes object in the files at or below `root`, in file-name order."""
-    root = Path(root)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES)
-    if not root.exists():
-        raise ObjectsError(f"{root}: no such file or directory")
-    return [obj for path in files for obj in _flatten(_documents(path))]
+    if str(root) == STDIN:
+        # Every server worker reads the objects again after the fork: stdin would be empty then.
+        raise ObjectsError([f"{root}: the objects must be a file or folder, not stdin"])
+    return [m.obj for m in read_manifests([str(root)])]
+
+
+def _label_value(value: Any) -> str:
+    """A label value made a string, as decisions expect: the reader keeps dates as strings, but
+    objects handed in directly may still hold a date, number or boolean, and such a value copied
+    into a patch by labels.fromNamespace would not serialise to JSON (or would not be a string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 class OfflineInventory:
@@ -59,7 +50,8 @@ class OfflineInventory:
         self._lock = threading.Lock()
         self._views: dict[str, NamespaceView] = {}
         for obj in objects:
-            self._apply(obj, deleted=False)
+            self._apply(obj, api_group(str(obj.get("apiVersion") or "")), str(obj.get("kind") or ""),
+                        deleted=False)
 
     @classmethod
     def from_path(cls, root: str | Path | None) -> "OfflineInventory":
@@ -75,10 +67,16 @@ class OfflineInventory:
         # Nothing lags here: the files and the observed requests are the whole truth.
         return self.view(namespace)
 
+    def views(self) -> list[NamespaceView]:
+        return list(self._views.values())
+
     def observe(self, req: AdmissionRequest) -> None:
-        if req.dry_run or req.kind not in ("Service", "NetworkPolicy"):
+        # Only what netguard reviews: a request for another group's NetworkPolicy is let
+        # through unreviewed and must not become a policy here.
+        if req.dry_run or (req.group, req.kind) not in REVIEWED:
             return
-        self._apply(req.current, deleted=req.operation == "DELETE", namespace=req.namespace)
+        self._apply(req.current, req.group, req.kind, deleted=req.operation == "DELETE",
+                    namespace=req.namespace)
 
     def start(self) -> None:
         pass
@@ -86,9 +84,12 @@ class OfflineInventory:
     def stop(self) -> None:
         pass
 
-    def _apply(self, obj: Mapping[str, Any], deleted: bool, namespace: str = "") -> None:
-        kind = obj.get("kind")
-        metadata = obj.get("metadata") or {}
+    def _apply(self, obj: Mapping[str, Any], group: str, kind: str, deleted: bool,
+               namespace: str = "") -> None:
+        if (group, kind) not in STATE_KINDS:
+            return
+        metadata = obj.get("metadata")
+        metadata = metadata if isinstance(metadata, Mapping) else {}
         name = str(metadata.get("name", ""))
         if kind == "Namespace":
             namespace = name
@@ -96,13 +97,14 @@ class OfflineInventory:
         with self._lock:
             view = self.view(namespace)
             if kind == "Namespace":
-                view = NamespaceView(name=namespace, labels=dict(metadata.get("labels") or {}),
+                labels = metadata.get("labels")
+                labels = labels if isinstance(labels, Mapping) else {}
+                view = NamespaceView(name=namespace,
+                                     labels={str(k): _label_value(v) for k, v in labels.items()},
                                      policies=view.policies, load_balancers=view.load_balancers,
                                      known=True)
             elif kind == "NetworkPolicy":
                 view = view.without_policy(name) if deleted else view.with_policy(obj)
-            elif kind == "Service":
-                view = view.with_load_balancer(name, not deleted and is_load_balancer(obj))
             else:
-                return
+                view = view.with_load_balancer(name, not deleted and is_load_balancer(obj))
             self._views[namespace] = view
