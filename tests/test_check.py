@@ -332,8 +332,10 @@ def test_stdin_json_list_with_a_file():
                        str(MANIFESTS / "denied"))
     payload = json.loads(result.stdout)
     assert result.returncode == 0, result.stderr
+    # Admitted; warned only because no policy opens the pods to outside traffic.
     assert [(r["file"], r["line"], r["decision"]) for r in payload["results"]] == [
-        ("<stdin>", 5, "allow"), (str(MANIFESTS / "denied" / "lb.yaml"), 1, "allow")]
+        ("<stdin>", 5, "allow"), (str(MANIFESTS / "denied" / "lb.yaml"), 1, "warn")]
+    assert "no NetworkPolicy admits outside traffic" in payload["results"][1]["warnings"][0]
 
 
 def test_stdin_malformed_exits_2():

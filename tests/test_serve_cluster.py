@@ -65,12 +65,17 @@ def test_policy_the_watch_has_not_delivered_does_not_cause_a_denial(tmp_path, ap
         denied = srv.post_review("/validate", lb_review("shop", "before"))[1]["response"]
         assert denied["allowed"] is False
         # Stored in the API, but no watch event yet: the cache still says "no default-deny".
-        api.put(POLICIES, DEFAULT_DENY, silent=True)
+        stored = api.put(POLICIES, DEFAULT_DENY, silent=True)
         allowed = srv.post_review("/validate", lb_review("shop", "after"))[1]["response"]
         assert allowed["allowed"] is True
         assert overturned(srv) == 1
         line = [l for l in srv.audit_lines() if l["uid"] == "uid-shop-after"][0]
         assert line["state"] == "live"
+        # The decision names the cluster state it rested on: at least the policy's version.
+        based_on = allowed["auditAnnotations"]["resourceVersion"]
+        assert int(based_on) >= int(stored["metadata"]["resourceVersion"])
+        assert line["resource_version"] == based_on
+        assert int(denied["auditAnnotations"]["resourceVersion"]) < int(based_on)
     finally:
         assert srv.stop() == 0
 

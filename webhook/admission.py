@@ -39,7 +39,8 @@ class Counters:
 @dataclass(frozen=True)
 class Evaluation:
     decision: Decision
-    state: str  # where the namespace view came from: cache, live, unknown or none
+    state: str  # where the namespace view came from: cache, live or unknown
+    resource_version: str = ""  # of the newest object the namespace view was built from
 
 
 class Admission:
@@ -58,7 +59,6 @@ class Admission:
         except InventoryUnavailable as exc:
             return self._unknown(stage, req, str(exc))
         decision = core(req, view, self.settings)
-        state = view.source
         if not decision.allowed and decision.confirm_live:
             try:
                 live = self.inventory.confirm(req.namespace)
@@ -67,10 +67,10 @@ class Admission:
             confirmed = core(req, live, self.settings)
             self.counters.count(overturned=confirmed.allowed)
             self.on_live_read(confirmed.allowed)
-            decision, state = confirmed, live.source
+            decision, view = confirmed, live
         if stage == "validate" and decision.allowed and not req.dry_run:
             self.inventory.observe(req)
-        return Evaluation(decision, state)
+        return Evaluation(decision, view.source, view.resource_version)
 
     def _unknown(self, stage: str, req: AdmissionRequest, why: str) -> Evaluation:
         if stage == "validate":

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from webhook.admission import STAGES, Admission
+from webhook.admission import STAGES, Admission, Evaluation
 from webhook.audit import AuditLog, AuditRecord
 from webhook.metrics import CONTENT_TYPE, Metrics
 from webhook.review import MalformedReview, build_response, parse_review
@@ -53,6 +53,18 @@ def _read_review() -> Any:
         raise MalformedReview(f"body is not valid JSON: {exc}") from None
 
 
+def _audit_annotations(evaluation: Evaluation) -> dict[str, str]:
+    """Stored by the apiserver in its own audit log, under keys prefixed with the webhook's name."""
+    decision = evaluation.decision
+    annotations = {"decision": decision.verdict}
+    if decision.rule:
+        annotations["rule"] = decision.rule
+    if evaluation.resource_version:
+        # The cluster state the decision rested on, to replay or dispute it later.
+        annotations["resourceVersion"] = evaluation.resource_version
+    return annotations
+
+
 def create_app(admission: Admission, audit: AuditLog, metrics: Metrics | None = None) -> Flask:
     metrics = metrics or Metrics()
     admission.on_live_read = metrics.live_read
@@ -74,10 +86,8 @@ def create_app(admission: Admission, audit: AuditLog, metrics: Metrics | None = 
                 raise MalformedReview(f"request.object could not be evaluated: {type(exc).__name__}: {exc}",
                                       422) from None
             decision = evaluation.decision
-            record.decision(decision, evaluation.state)
-            annotations = {"decision": decision.verdict, "rule": decision.rule} if decision.rule else \
-                {"decision": decision.verdict}
-            return _json(build_response(req, decision, annotations))
+            record.decision(decision, evaluation.state, evaluation.resource_version)
+            return _json(build_response(req, decision, _audit_annotations(evaluation)))
         except MalformedReview as exc:
             status = exc.status
             record.failed(status, str(exc))

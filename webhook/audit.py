@@ -20,7 +20,7 @@ from webhook.review import AdmissionRequest
 FIELDS = (
     "time", "uid", "stage", "operation", "kind", "namespace", "name", "user", "field_manager",
     "dry_run", "allowed", "decision", "rule", "reason", "warnings", "patched_labels",
-    "state", "http_status", "error", "duration_ms",
+    "state", "resource_version", "http_status", "error", "duration_ms",
 )
 
 
@@ -37,10 +37,11 @@ class AuditRecord:
                            namespace=req.namespace, name=req.name, user=req.user,
                            field_manager=req.field_manager, dry_run=req.dry_run)
 
-    def decision(self, decision: Decision, state: str) -> None:
+    def decision(self, decision: Decision, state: str, resource_version: str = "") -> None:
         self.fields.update(allowed=decision.allowed, decision=decision.verdict, rule=decision.rule,
                            reason=decision.reason, warnings=list(decision.warnings),
-                           patched_labels=dict(decision.patched_labels), state=state)
+                           patched_labels=dict(decision.patched_labels), state=state,
+                           resource_version=resource_version or None)
 
     def failed(self, status: int, error: str) -> None:
         self.fields.update(http_status=status, error=error)

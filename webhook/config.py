@@ -19,7 +19,7 @@ The complete file, with the defaults::
     exemptNamespaces: [kube-system, kube-public, kube-node-lease]   # netguard's own namespace is always added
     ownNamespace: netguard-system # netguard's own namespace (always exempt)
     rules:                        # action: deny | warn | audit (audit = allow and record only)
-      loadbalancer-requires-default-deny: {action: deny, dryRun: same}   # dryRun: same | warn
+      loadbalancer-requires-default-deny: {action: deny, dryRun: same, sourceRanges: ignore}   # dryRun: same | warn; sourceRanges: ignore | warn
       protect-default-deny: {action: deny}
       required-labels: {action: deny}
     failureMode: closed           # closed | open, used by the live inventory
@@ -62,6 +62,10 @@ The complete file, with the defaults::
     ``dryRun`` (``same`` | ``warn``, default ``same``; only for ``loadbalancer-requires-default-deny``)
         How dry-run requests are treated: ``same`` applies ``action`` as for a real
         request; ``warn`` only warns on dry-run requests.
+
+``sourceRanges`` (``ignore`` | ``warn``, default ``ignore``; only for ``loadbalancer-requires-default-deny``)
+    ``warn`` adds a warning to a LoadBalancer without ``spec.loadBalancerSourceRanges``, or
+    with ``0.0.0.0/0`` among them: it is open to every address.
 
 ``failureMode`` (``closed`` | ``open``, default ``closed``)
     What the live inventory does when it cannot tell the cluster state: ``closed``
@@ -130,6 +134,13 @@ class DryRunMode(str, enum.Enum):
     WARN = "warn"  # warn only
 
 
+class SourceRangesMode(str, enum.Enum):
+    """Whether a LoadBalancer open to every address (no loadBalancerSourceRanges) is warned."""
+
+    IGNORE = "ignore"
+    WARN = "warn"
+
+
 class FailureMode(str, enum.Enum):
     """What the live inventory does when the cluster state is unknown."""
 
@@ -156,6 +167,7 @@ DEFAULT_SCAN_INTERVAL_SECONDS = 60
 class RuleSettings:
     action: Action = Action.DENY
     dry_run: DryRunMode = DryRunMode.SAME
+    source_ranges: SourceRangesMode = SourceRangesMode.IGNORE
 
 
 @dataclass(frozen=True)
@@ -457,7 +469,7 @@ def _build(root: Node | None, source: str) -> Settings:
         for name, rule_node in section.items():
             base = f"rules.{name}"
             if name in _DRY_RUN_RULES:
-                keys = w.mapping(rule_node, base, ("action", "dryRun"))
+                keys = w.mapping(rule_node, base, ("action", "dryRun", "sourceRanges"))
             else:
                 keys = w.mapping(
                     rule_node, base, ("action",),
@@ -469,7 +481,10 @@ def _build(root: Node | None, source: str) -> Settings:
                 action = w.choice(keys["action"], f"{base}.action", Action)
             if "dryRun" in keys:
                 dry_run = w.choice(keys["dryRun"], f"{base}.dryRun", DryRunMode)
-            rules[name] = RuleSettings(action=action, dry_run=dry_run)
+            source_ranges = SourceRangesMode.IGNORE
+            if "sourceRanges" in keys:
+                source_ranges = w.choice(keys["sourceRanges"], f"{base}.sourceRanges", SourceRangesMode)
+            rules[name] = RuleSettings(action=action, dry_run=dry_run, source_ranges=source_ranges)
 
     failure_mode = FailureMode.CLOSED
     if "failureMode" in top:

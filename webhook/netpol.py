@@ -6,7 +6,7 @@ Pure functions over the policy's dict as the API serves it.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 INGRESS = "Ingress"
 EGRESS = "Egress"
@@ -72,3 +72,83 @@ def allows_all_ingress(spec: Mapping[str, Any]) -> bool:
 def spec_of(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
     spec = (obj or {}).get("spec")
     return spec if isinstance(spec, Mapping) else {}
+
+
+# --------------------------------------------------------------------------- reachability
+# What a LoadBalancer's traffic needs from the policies behind a default-deny. That traffic comes
+# from outside the cluster (or from node addresses), which pod and namespace selectors never
+# match: only a rule with no `from`, or with an ipBlock peer, can admit it.
+
+# A hashable selector: (sorted matchLabels items, sorted (key, operator, values) expressions).
+Selector = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, tuple[str, ...]], ...]]
+# One allowed port: (protocol, port number or name or None for every port, endPort or None).
+PortRange = tuple[str, "int | str | None", "int | None"]
+# The ports one rule admits external traffic on: None means every port.
+ExternalRule = "tuple[PortRange, ...] | None"
+
+
+def frozen_selector(selector: Mapping[str, Any] | None) -> Selector:
+    selector = selector or {}
+    labels = tuple(sorted((str(k), str(v)) for k, v in (selector.get("matchLabels") or {}).items()))
+    expressions = tuple(sorted(
+        (str(e.get("key", "")), str(e.get("operator", "")), tuple(sorted(str(v) for v in e.get("values") or ())))
+        for e in selector.get("matchExpressions") or () if isinstance(e, Mapping)))
+    return labels, expressions
+
+
+def selector_matches(selector: Selector, labels: Mapping[str, str]) -> bool:
+    """Does the selector select pods carrying (at least) `labels`?"""
+    match_labels, expressions = selector
+    if any(labels.get(k) != v for k, v in match_labels):
+        return False
+    for key, operator, values in expressions:
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def _admits_outside(rule: Mapping[str, Any]) -> bool:
+    peers = rule.get("from") or []
+    return not peers or any(isinstance(p, Mapping) and p.get("ipBlock") for p in peers)
+
+
+def _ports(rule: Mapping[str, Any]) -> "tuple[PortRange, ...] | None":
+    ports = rule.get("ports") or []
+    if not ports:
+        return None
+    return tuple((str(p.get("protocol") or "TCP"), p.get("port"), p.get("endPort"))
+                 for p in ports if isinstance(p, Mapping))
+
+
+def external_ingress(spec: Mapping[str, Any]) -> "tuple[ExternalRule, ...]":
+    """The port sets on which this policy admits traffic from outside the cluster."""
+    if INGRESS not in effective_policy_types(spec):
+        return ()
+    return tuple(_ports(r) for r in _rules(spec, INGRESS) if isinstance(r, Mapping) and _admits_outside(r))
+
+
+def port_admitted(rules: "Iterable[ExternalRule]", protocol: str, target: "int | str") -> bool:
+    """Whether any rule admits `target` (a number or a container port name) over `protocol`.
+
+    A name on one side and a number on the other can only be resolved against the pod's
+    container ports, which netguard does not see: that counts as admitted (no false warning).
+    """
+    for ports in rules:
+        if ports is None:
+            return True
+        for proto, port, end in ports:
+            if proto != protocol:
+                continue
+            if port is None or isinstance(port, str) != isinstance(target, str):
+                return True
+            if port == target or (isinstance(port, int) and isinstance(target, int) and end
+                                  and port <= target <= end):
+                return True
+    return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from webhook import messages, netpol
+from webhook import messages, netpol, reachability
 from webhook.config import Settings
 from webhook.labels import is_load_balancer, metadata_map
 from webhook.outcome import Decision, allow, apply_action, violation
@@ -31,10 +31,8 @@ def loadbalancer_requires_default_deny(req: AdmissionRequest, view: NamespaceVie
     ns, name = req.namespace, req.name
     guards = view.default_deny_policies()
     if guards:
-        cancelling = view.cancelling_policies()
-        warnings = [messages.cancelled_default_deny(ns, cancelling)] if cancelling else []
         return allow(f"namespace {ns} is default-deny for ingress ({messages.listing(guards)})",
-                     rule=LOADBALANCER_RULE, warnings=warnings)
+                     rule=LOADBALANCER_RULE, warnings=_exposure_warnings(req, view, settings))
     action = _action(settings, LOADBALANCER_RULE)
     if req.operation == "UPDATE" and is_load_balancer(req.old_object):
         # Already a LoadBalancer: blocking would block every unrelated edit of the Service.
@@ -47,6 +45,23 @@ def loadbalancer_requires_default_deny(req: AdmissionRequest, view: NamespaceVie
     found = violation(LOADBALANCER_RULE, messages.loadbalancer_denied(ns, name, req.operation),
                       summary, confirm_live=True)
     return apply_action(found, action)
+
+
+def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> list[str]:
+    """What may still be wrong with an admitted LoadBalancer: a cancelled default-deny, ports no
+    policy opens (its traffic would be dropped), an address range open to everyone."""
+    ns, name, service = req.namespace, req.name, req.object or {}
+    cancelling = view.cancelling_policies()
+    if cancelling:
+        return [messages.cancelled_default_deny(ns, cancelling)]
+    warnings = []
+    closed = reachability.unreachable_ports(service, view)
+    if closed:
+        warnings.append(reachability.unreachable_warning(ns, name, closed))
+    if settings.rule(LOADBALANCER_RULE).source_ranges.value == "warn" and \
+            reachability.open_source_ranges(service):
+        warnings.append(reachability.source_ranges_warning(ns, name))
+    return warnings
 
 
 def protect_default_deny(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> Decision | None:

@@ -20,13 +20,19 @@ class PolicySummary:
     name: str
     default_deny: frozenset[str]  # directions it denies by default
     allows_all_ingress: bool  # selects every pod and admits every source: cancels a default-deny
+    # For the reachability warning: which pods it selects, and the ports on which it admits
+    # traffic from outside the cluster (netpol.external_ingress).
+    pod_selector: netpol.Selector = ((), ())
+    external_ingress: tuple = ()
 
     @classmethod
     def of(cls, policy: Mapping[str, Any]) -> "PolicySummary":
         spec = netpol.spec_of(policy)
         return cls(name=str(policy.get("metadata", {}).get("name", "")),
                    default_deny=netpol.default_deny_directions(spec),
-                   allows_all_ingress=netpol.allows_all_ingress(spec))
+                   allows_all_ingress=netpol.allows_all_ingress(spec),
+                   pod_selector=netpol.frozen_selector(spec.get("podSelector")),
+                   external_ingress=netpol.external_ingress(spec))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,55 @@
+"""Would a LoadBalancer's traffic get through? Warnings for what netguard can see in advance.
+
+Behind a default-deny, a LoadBalancer Service only works if some policy selecting its pods
+admits traffic from outside the cluster on the Service's target ports. Pure functions over the
+Service dict and the namespace's policy summaries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from webhook import netpol
+from webhook.state import NamespaceView
+
+EVERYWHERE = ("0.0.0.0/0", "::/0")
+
+
+def target_ports(service: Mapping[str, Any]) -> list[tuple[str, int | str]]:
+    """(protocol, target port) of each Service port; targetPort defaults to port."""
+    ports = netpol.spec_of(service).get("ports") or []
+    return [(str(p.get("protocol") or "TCP"), p.get("targetPort", p.get("port")))
+            for p in ports if isinstance(p, Mapping) and p.get("targetPort", p.get("port")) is not None]
+
+
+def unreachable_ports(service: Mapping[str, Any], view: NamespaceView) -> list[str]:
+    """Target ports no policy selecting the Service's pods admits outside traffic on.
+
+    Empty when the Service has no selector (its endpoints are managed by hand, so its pods are
+    unknown) or when every target port is admitted.
+    """
+    selector = netpol.spec_of(service).get("selector")
+    if not isinstance(selector, Mapping) or not selector:
+        return []
+    labels = {str(k): str(v) for k, v in selector.items()}
+    rules = [rule for policy in view.policies.values()
+             if netpol.selector_matches(policy.pod_selector, labels)
+             for rule in policy.external_ingress]
+    return [f"{port}/{protocol}" for protocol, port in target_ports(service)
+            if not netpol.port_admitted(rules, protocol, port)]
+
+
+def unreachable_warning(namespace: str, name: str, ports: list[str]) -> str:
+    return (f"LoadBalancer {namespace}/{name}: no NetworkPolicy admits outside traffic to its pods "
+            f"on {', '.join(ports)}; it will be dropped")
+
+
+def open_source_ranges(service: Mapping[str, Any]) -> bool:
+    """No loadBalancerSourceRanges, or one that admits every address."""
+    ranges = netpol.spec_of(service).get("loadBalancerSourceRanges") or []
+    return not ranges or any(str(r).strip() in EVERYWHERE for r in ranges)
+
+
+def source_ranges_warning(namespace: str, name: str) -> str:
+    return (f"LoadBalancer {namespace}/{name} is open to every address: "
+            "set spec.loadBalancerSourceRanges to the clients that need it")
