@@ -311,3 +311,32 @@ def test_counters_add_up_over_many_requests():
     inventory.live = dataclasses.replace(EMPTY, source="live")
     admission.evaluate("validate", make_request(obj=service("web-x", type="LoadBalancer")))
     assert (admission.counters.overturned, admission.counters.confirmed) == (3, 1)
+
+
+# --------------------------------------------------------------------------- guard confirmed live
+
+
+def test_guard_allow_on_a_stale_cache_is_confirmed_live_and_overturned():
+    """The cache has not seen the LoadBalancer created a moment ago: deleting the last
+    default-deny would be allowed on it. The live read sees the Service and denies."""
+    live = dataclasses.replace(WITH_DENY.with_load_balancer("fresh-lb", True), source="live")
+    inventory = FakeInventory(cached=CACHED_DENY, live=live)
+    admission, _, evaluation = evaluate(inventory, kind="NetworkPolicy", operation="DELETE", old=DEFAULT_DENY)
+    assert inventory.confirmed == ["shop"]
+    assert evaluation.decision.allowed is False and "fresh-lb" in evaluation.decision.message
+    assert evaluation.state == "live"
+    assert admission.counters.overturned == 1
+
+
+def test_guard_allow_confirmed_live_stays_allowed():
+    inventory = FakeInventory(cached=CACHED_DENY)
+    admission, _, evaluation = evaluate(inventory, kind="NetworkPolicy", operation="DELETE", old=DEFAULT_DENY)
+    assert inventory.confirmed == ["shop"] and evaluation.decision.allowed
+    assert admission.counters.confirmed == 1 and admission.counters.overturned == 0
+
+
+def test_loadbalancer_allow_is_not_read_live():
+    """Only denials of the LoadBalancer rule pay for a live read (DESIGN.md section 4)."""
+    inventory = FakeInventory(cached=CACHED_DENY)
+    _, _, evaluation = evaluate(inventory, **LB_CREATE)
+    assert evaluation.decision.allowed and inventory.confirmed == []

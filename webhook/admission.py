@@ -59,14 +59,15 @@ class Admission:
         except InventoryUnavailable as exc:
             return self._unknown(stage, req, str(exc))
         decision = core(req, view, self.settings)
-        if not decision.allowed and decision.confirm_live:
+        if decision.confirm_live:  # a decision resting on cached state: read it live first
             try:
                 live = self.inventory.confirm(req.namespace)
             except InventoryUnavailable as exc:
                 return self._unknown(stage, req, str(exc))
             confirmed = core(req, live, self.settings)
-            self.counters.count(overturned=confirmed.allowed)
-            self.on_live_read(confirmed.allowed)
+            overturned = confirmed.allowed != decision.allowed
+            self.counters.count(overturned=overturned)
+            self.on_live_read(overturned)
             decision, view = confirmed, live
         if stage == "validate" and decision.allowed and not req.dry_run:
             self.inventory.observe(req)

@@ -63,7 +63,8 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def write(self, record: AuditRecord) -> None:
-        line = json.dumps(record.finish(), separators=(",", ":"), ensure_ascii=False, default=str)
+        # ASCII only: a forged request can carry lone surrogates, which no UTF-8 stream can write.
+        line = json.dumps(record.finish(), separators=(",", ":"), default=str)
         stream = self._stream or sys.stdout
         with self._lock:
             stream.write(line + "\n")

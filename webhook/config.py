@@ -444,6 +444,12 @@ def _build(root: Node | None, source: str) -> Settings:
                 lists[yaml_key] = tuple(
                     w.string_list(section[yaml_key], f"labels.{yaml_key}", _label_key_problem, "label keys")
                 )
+        if "fromNamespace" in section:
+            # Labels under the prefix always reflect the spec; a copy from the namespace would
+            # fight the derived value on every update.
+            w.string_list(section["fromNamespace"], "labels.fromNamespace",
+                          lambda key: f"is under labels.prefix {prefix!r}, whose labels netguard derives"
+                          if key.startswith(prefix + "/") else None, "label keys")
         labels = LabelSettings(
             prefix=prefix,
             from_namespace=lists.get("fromNamespace", ()),

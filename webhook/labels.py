@@ -74,8 +74,8 @@ def desired_changes(kind: str, obj: Mapping[str, Any], prefix: str,
                     from_namespace: tuple[str, ...], namespace_labels: Mapping[str, str]) -> dict[str, str]:
     """The labels to set: owned ones that differ from the spec, copied ones that are missing."""
     current = metadata_map(obj, "labels")
-    changes = {k: v for k, v in owned_labels(kind, obj, prefix).items() if current.get(k) != v}
-    for key in from_namespace:
-        if key not in current and key in namespace_labels:
-            changes[key] = namespace_labels[key]
+    changes = {key: namespace_labels[key] for key in from_namespace
+               if key not in current and key in namespace_labels}
+    # Owned labels last: they win over anything copied, so the result always reflects the spec.
+    changes.update({k: v for k, v in owned_labels(kind, obj, prefix).items() if current.get(k) != v})
     return changes

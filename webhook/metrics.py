@@ -22,6 +22,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The apiserver's own webhook latency buckets: our figures line up with apiserver_admission_*.
 DURATION_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1.0, 2.5)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+REVIEWED_KINDS = ("Service", "NetworkPolicy")
 
 
 def multiprocess_enabled() -> bool:
@@ -62,7 +63,9 @@ class Metrics:
         if req is None or decision is None:
             self.errors.labels(stage, str(status)).inc()
             return
-        self.requests.labels(stage, req.kind, req.operation, decision.verdict, decision.rule,
+        # Only kinds netguard reviews become label values: a forged kind must not mint series.
+        kind = req.kind if req.kind in REVIEWED_KINDS else "other"
+        self.requests.labels(stage, kind, req.operation, decision.verdict, decision.rule,
                              str(req.dry_run).lower()).inc()
 
     def live_read(self, overturned: bool) -> None:

@@ -22,6 +22,8 @@ from webhook.state import NamespaceView
 # The kinds that make up cluster state, as (API group, kind). The group matters: Calico's
 # projectcalico.org NetworkPolicy has other semantics (its `action: Allow` rule is no allow-all).
 STATE_KINDS = {("", "Namespace"), ("", "Service"), ("networking.k8s.io", "NetworkPolicy")}
+# Operations that change what is stored (a CONNECT's object is not a stored one).
+CHANGES = ("CREATE", "UPDATE", "DELETE")
 
 # What the reader raises, under the name callers of the offline inventory (cli.py) catch:
 # `problems` holds one line per problem, each naming the file and the line.
@@ -73,7 +75,7 @@ class OfflineInventory:
     def observe(self, req: AdmissionRequest) -> None:
         # Only what netguard reviews: a request for another group's NetworkPolicy is let
         # through unreviewed and must not become a policy here.
-        if req.dry_run or (req.group, req.kind) not in REVIEWED:
+        if req.dry_run or (req.group, req.kind) not in REVIEWED or req.operation not in CHANGES:
             return
         self._apply(req.current, req.group, req.kind, deleted=req.operation == "DELETE",
                     namespace=req.namespace)

@@ -35,14 +35,16 @@ class Decision:
     warnings: tuple[str, ...] = ()
     patch: tuple[Mapping[str, Any], ...] = ()
     patched_labels: Mapping[str, str] = field(default_factory=dict)
-    # A denial that rests on cached cluster state: the caller confirms with a live read of the
-    # namespace and decides again before answering, so cache lag never causes a false rejection.
+    # A decision that rests on cached cluster state (every denial of the state rules, and the
+    # guard's allows): the caller confirms with a live read of the namespace and decides again
+    # before answering, so cache lag never causes a false rejection or a missed guard.
     confirm_live: bool = False
 
 
 def short(text: str) -> str:
     """Cut a warning to what kubectl shows well on one line."""
-    return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 1] + "…"
+    # ASCII "...": warnings travel in HTTP Warning headers, where non-ASCII is not safe.
+    return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 3] + "..."
 
 
 def allow(reason: str, *, rule: str = "", warnings: Iterable[str] = ()) -> Decision:
