@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,7 +30,15 @@ def samples(server: Server) -> dict[tuple[str, tuple], float]:
     return found
 
 
+def wait_until_every_worker_reports_ready(server: Server) -> None:
+    deadline = time.monotonic() + 20
+    while samples(server).get(("netguard_inventory_ready", ())) != 1:
+        assert time.monotonic() < deadline, "a worker never reported ready"
+        time.sleep(0.05)
+
+
 def test_counts_add_up_across_workers(two_workers):
+    wait_until_every_worker_reports_ready(two_workers)
     for i in range(REQUESTS):  # one connection each, so both workers answer some
         status, body = two_workers.post_review("/validate", lb_review("metered", f"svc{i}"))
         assert status == 200 and body["response"]["allowed"] is False
@@ -45,4 +55,5 @@ def test_counts_add_up_across_workers(two_workers):
         buckets = {dict(labels)["le"] for (name, labels) in found
                    if name == "netguard_admission_duration_seconds_bucket"}
         assert buckets == {"0.005", "0.025", "0.1", "0.5", "1.0", "2.5", "+Inf"}
+        # A worker still booting reports 0 until its app is built; both are up by now.
         assert found[("netguard_inventory_ready", ())] == 1

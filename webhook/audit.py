@@ -8,6 +8,7 @@ HTTP status and error). Gatekeeper's logging.go and deferred stats reporter work
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -56,16 +57,34 @@ class AuditRecord:
 
 
 class AuditLog:
-    """Writes records as JSON lines; one lock so threads never interleave a line."""
+    """Writes records as JSON lines.
+
+    To a real file descriptor (stdout in production) each line goes out in one os.write: one
+    syscall, no buffer to flush, and the lock is held only for that call, so threads never
+    interleave a line. Other streams (tests) get an ordinary write and flush.
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
         self._lock = threading.Lock()
 
+    def _fd(self) -> int | None:
+        stream = self._stream or sys.stdout
+        try:
+            return stream.fileno()
+        except (AttributeError, OSError, ValueError):  # StringIO and friends have none
+            return None
+
     def write(self, record: AuditRecord) -> None:
         # ASCII only: a forged request can carry lone surrogates, which no UTF-8 stream can write.
-        line = json.dumps(record.finish(), separators=(",", ":"), default=str)
-        stream = self._stream or sys.stdout
+        line = json.dumps(record.finish(), separators=(",", ":"), default=str) + "\n"
+        fd = self._fd()
         with self._lock:
-            stream.write(line + "\n")
-            stream.flush()
+            if fd is None:
+                stream = self._stream or sys.stdout
+                stream.write(line)
+                stream.flush()
+                return
+            data = line.encode()
+            while data:  # a pipe may take a long line in parts
+                data = data[os.write(fd, data):]

@@ -7,6 +7,7 @@ line (outcome.short cuts them at 119 characters).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Iterable
 
@@ -15,6 +16,7 @@ import yaml
 MAX_LISTED = 5
 
 
+@functools.lru_cache(maxsize=4096)  # PyYAML's pure-Python parse costs ~25 µs; names repeat
 def yaml_string(value: str) -> str:
     """`value` as a YAML scalar that reads back as the same string: namespaces such as `123`,
     `true` or `null` are valid Kubernetes names but other types in YAML, so they get quotes."""
