@@ -7,7 +7,8 @@ Service dict and the namespace's policy summaries.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping  # not typing's: isinstance on it is slow
+from typing import Any
 
 from webhook import netpol
 from webhook.state import NamespaceView

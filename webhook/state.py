@@ -63,5 +63,7 @@ class NamespaceView:
             {k: v for k, v in self.policies.items() if k != name}))
 
     def with_load_balancer(self, name: str, is_load_balancer: bool) -> "NamespaceView":
+        if (name in self.load_balancers) == is_load_balancer:
+            return self  # nothing changes: keep the view (and skip the copy)
         names = self.load_balancers | {name} if is_load_balancer else self.load_balancers - {name}
         return replace(self, load_balancers=frozenset(names))
