@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
 import os
@@ -35,6 +36,17 @@ def make_certs(out: Path) -> Path:
 def recorded(name: str) -> dict[str, Any]:
     """A recorded request: its path (with ?timeout=) and its AdmissionReview body."""
     return json.loads((FIXTURES / name).read_text())
+
+
+def lb_review(namespace: str, name: str = "edge") -> dict[str, Any]:
+    """The recorded validating review of a LoadBalancer CREATE, moved to `namespace`/`name`,
+    with uid `uid-<namespace>-<name>`."""
+    review = copy.deepcopy(recorded("11-validate-Service-CREATE-ssa-lb.json")["body"])
+    request = review["request"]
+    request["uid"] = f"uid-{namespace}-{name}"
+    request["namespace"] = request["object"]["metadata"]["namespace"] = namespace
+    request["name"] = request["object"]["metadata"]["name"] = name
+    return review
 
 
 class Server:

@@ -8,8 +8,7 @@ import ssl
 import threading
 import time
 
-from serverproc import Server, netguard
-from test_server_tls import lb_review
+from serverproc import Server, lb_review, netguard
 
 CLIENTS = 6
 SECONDS = 1.5

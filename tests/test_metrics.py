@@ -7,8 +7,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serverproc import Server
-from test_server_tls import lb_review
+from serverproc import Server, lb_review
 
 REQUESTS = 12
 

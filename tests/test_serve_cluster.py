@@ -9,8 +9,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serverproc import Server
-from test_server_tls import lb_review
+from serverproc import Server, lb_review
 from watchserver import NAMESPACES, POLICIES, WatchServer
 
 DEFAULT_DENY = {"metadata": {"name": "default-deny", "namespace": "shop"},

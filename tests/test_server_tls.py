@@ -10,7 +10,7 @@ import ssl
 
 import pytest
 
-from serverproc import Server, make_certs, netguard, recorded
+from serverproc import Server, lb_review, make_certs, netguard, recorded
 
 MAX_BODY = 65536
 ORDERED_REVIEWS = sorted(p.name for p in __import__("serverproc").FIXTURES.glob("*.json"))
@@ -29,15 +29,6 @@ def server(tmp_path_factory):
     srv = Server(work, "--config", str(work / "netguard.yaml"), "--objects", str(work / "objects")).start()
     yield srv
     assert srv.stop() == 0
-
-
-def lb_review(namespace: str, name: str = "edge") -> dict:
-    review = copy.deepcopy(recorded("11-validate-Service-CREATE-ssa-lb.json")["body"])
-    request = review["request"]
-    request["uid"] = f"uid-{namespace}-{name}"
-    request["namespace"] = request["object"]["metadata"]["namespace"] = namespace
-    request["name"] = request["object"]["metadata"]["name"] = name
-    return review
 
 
 def test_recorded_session_replayed_in_order(server):

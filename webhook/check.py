@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence, TextIO
 
 from webhook import decide, messages, netpol
-from webhook.config import Action, ConfigError, DryRunMode, Settings, default_settings, load_settings
+from webhook.config import Action, ConfigError, DryRunMode, Settings, load_settings_or_default
 from webhook.labels import is_load_balancer
 from webhook.objects import InputError, Manifest, read_manifests
 from webhook.offline import STATE_KINDS, OfflineInventory
@@ -357,7 +357,7 @@ def run_check(argv: Sequence[str]) -> int:
     if args.kubeconfig and not args.cluster:
         parser.error("--kubeconfig is only used with --cluster")
     try:
-        settings = load_settings(args.config) if args.config else default_settings()
+        settings = load_settings_or_default(args.config)
     except ConfigError as exc:
         print(f"netguard check: config: {exc}", file=sys.stderr)
         return 2

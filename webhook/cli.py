@@ -15,15 +15,11 @@ from pathlib import Path
 from typing import Sequence
 
 from webhook import certs
-from webhook.config import ConfigError, Settings, default_settings, load_settings
+from webhook.config import ConfigError, Settings, load_settings_or_default
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 PASSTHROUGH = {"check": "evaluate manifests offline with the server's rules",
                "audit": "scan a live cluster for violations"}
-
-
-def _settings(path: str | None) -> Settings:
-    return load_settings(path) if path else default_settings()
 
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
@@ -76,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
     from webhook.metrics import Metrics
     from webhook.monitor import Monitor
 
-    settings = _settings(args.config)
+    settings = load_settings_or_default(args.config)
     make_inventory = _inventory_factory(args, settings)
     cert_dir = Path(args.certs)
     if not (cert_dir / "tls.crt").exists() or not (cert_dir / "tls.key").exists():

@@ -562,3 +562,8 @@ def load_settings(path: str | os.PathLike) -> Settings:
             source, 0, "", f"cannot read configuration: not UTF-8 text (byte {exc.start}: {exc.reason})"
         ) from None
     return parse_settings(text, source)
+
+
+def load_settings_or_default(path: str | os.PathLike | None) -> Settings:
+    """The settings in `path`, or the defaults when no file is given (every command's --config)."""
+    return load_settings(path) if path else default_settings()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from webhook import messages
-from webhook.config import ConfigError, Settings, default_settings, load_settings
+from webhook.config import ConfigError, Settings, load_settings_or_default
 from webhook.labels import is_load_balancer, metadata_map
 from webhook.rules import LABELS_RULE, LOADBALANCER_RULE
 from webhook.state import NamespaceView
@@ -261,7 +261,7 @@ def run_audit(argv: Sequence[str]) -> int:
 
     args = build_parser().parse_args(list(argv))
     try:
-        settings = load_settings(args.config) if args.config else default_settings()
+        settings = load_settings_or_default(args.config)
     except ConfigError as exc:
         print(f"netguard audit: config: {exc}", file=sys.stderr)
         return 2

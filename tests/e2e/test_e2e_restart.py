@@ -7,26 +7,15 @@ again and the rules work as before. Marked `disruptive`: conftest runs it after 
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from apiserver import eventually, skip_reason, unique
-from serverproc import recorded
+from serverproc import lb_review
 
 SKIP = skip_reason()
 pytestmark = [pytest.mark.skipif(SKIP is not None, reason=SKIP or ""), pytest.mark.disruptive]
-
-
-def lb_review(namespace: str, name: str) -> dict:
-    """A recorded validating AdmissionReview of a LoadBalancer CREATE, moved to `namespace`."""
-    review = copy.deepcopy(recorded("11-validate-Service-CREATE-ssa-lb.json")["body"])
-    request = review["request"]
-    request["uid"] = f"uid-{namespace}-{name}"
-    request["namespace"] = request["object"]["metadata"]["namespace"] = namespace
-    request["name"] = request["object"]["metadata"]["name"] = name
-    return review
 
 
 def metric(server, name: str) -> float:
