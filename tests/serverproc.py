@@ -50,7 +50,8 @@ def lb_review(namespace: str, name: str = "edge") -> dict[str, Any]:
 
 
 class Server:
-    def __init__(self, workdir: Path, *extra: str, workers: int = 1) -> None:
+    def __init__(self, workdir: Path, *extra: str, workers: int = 1, env: dict[str, str] | None = None) -> None:
+        self.env = env or {}
         self.workdir = workdir
         self.certs = make_certs(workdir / "certs")
         self.port = free_port()
@@ -68,7 +69,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "webhook", *self.args], cwd=self.workdir,
             stdout=self.audit_path.open("w"), stderr=self.stderr_path.open("w"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -71,7 +71,10 @@ class Load:
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_zero(tmp_path):
-    srv = Server(tmp_path, workers=2).start()
+    (tmp_path / "tmp").mkdir()
+    srv = Server(tmp_path, workers=2, env={"TMPDIR": str(tmp_path / "tmp")}).start()
+    metrics_dirs = list((tmp_path / "tmp").glob("netguard-metrics-*"))
+    assert len(metrics_dirs) == 1 and any(metrics_dirs[0].iterdir())
     with Load(srv) as load:
         time.sleep(SECONDS)
         served_before = load.ok
@@ -80,6 +83,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(tmp_path):
     assert code == 0
     assert served_before > 20, "the load never got going"
     assert load.failed == []
+    assert not metrics_dirs[0].exists(), "the metrics folder made for this run was left behind"
 
 
 def test_certificate_rotation_under_load_fails_no_request(tmp_path):

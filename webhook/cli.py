@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -64,7 +65,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Before the fork and before prometheus_client is imported, so every worker writes its
     # metrics where /metrics aggregates them.
-    prepare_metrics_dir(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="netguard-metrics-"))
+    own_metrics_dir = None if os.environ.get(MULTIPROC_ENV) else tempfile.mkdtemp(prefix="netguard-metrics-")
+    prepare_metrics_dir(own_metrics_dir or os.environ[MULTIPROC_ENV])
     # Imported here so `netguard certs` works without loading Flask, and after the line above.
     from webhook.admission import Admission
     from webhook.app import create_app
@@ -94,7 +96,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
                            client_ca=client_ca)
-    NetguardServer(options, app_factory).run()
+    master = os.getpid()
+    try:
+        NetguardServer(options, app_factory).run()
+    finally:
+        # Workers are forked from inside run() and leave through this frame too: only the
+        # master, once everything stopped, removes the folder it made for this run.
+        if own_metrics_dir and os.getpid() == master:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
     return 0
 
 
