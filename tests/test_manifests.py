@@ -89,21 +89,8 @@ def covered(hooks: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
 
 
 def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """A label selector, as the API server evaluates it (In, NotIn, Exists, DoesNotExist)."""
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        present, value = expr["key"] in labels, labels.get(expr["key"])
-        op = expr["operator"]
-        if op == "In" and not (present and value in expr["values"]):
-            return False
-        if op == "NotIn" and present and value in expr["values"]:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
+    """A label selector, as the API server evaluates it: netguard's own matcher."""
+    return netpol.selector_matches(netpol.frozen_selector(selector), labels)
 
 
 def namespace_labels(name: str) -> dict[str, str]:
