@@ -24,6 +24,7 @@ import logging
 from typing import Any
 
 import jsonpatch
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
@@ -99,7 +100,13 @@ class Harness:
 
 
 def decoded(data: bytes | str) -> Any:
-    """The body as the app decodes it (json.loads on the raw bytes), or a sentinel when it can't."""
+    """The body as the app decodes it, or a sentinel when it can't: orjson first (it reads up to
+    1024 levels deep, past what json's recursion allows), then json (which reads what orjson
+    refuses, such as lone surrogate escapes). Both are independent of netguard's code."""
+    try:
+        return orjson.loads(data)
+    except ValueError:
+        pass
     try:
         return json.loads(data)
     except (ValueError, RecursionError):

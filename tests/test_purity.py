@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-CORE = ("review", "outcome", "netpol", "state", "labels", "patches", "messages", "rules", "decide", "config")
+CORE = ("jsoncodec", "review", "outcome", "netpol", "state", "labels", "patches", "messages", "rules", "decide", "config")
 HEAVY = ("flask", "werkzeug", "gunicorn", "kubernetes")
 
 # Imports that mean network or process I/O, by top-level package.

@@ -7,7 +7,6 @@ HTTP status and error). Gatekeeper's logging.go and deferred stats reporter work
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -15,6 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
+from webhook import jsoncodec
 from webhook.outcome import Decision
 from webhook.review import AdmissionRequest
 
@@ -76,15 +76,15 @@ class AuditLog:
             return None
 
     def write(self, record: AuditRecord) -> None:
-        # ASCII only: a forged request can carry lone surrogates, which no UTF-8 stream can write.
-        line = json.dumps(record.finish(), separators=(",", ":"), default=str) + "\n"
+        # UTF-8 bytes; a forged request's lone surrogates come out as ASCII escapes (jsoncodec),
+        # which any stream can carry.
+        data = jsoncodec.dumps(record.finish(), default=str) + b"\n"
         fd = self._fd()
         with self._lock:
             if fd is None:
                 stream = self._stream or sys.stdout
-                stream.write(line)
+                stream.write(data.decode())
                 stream.flush()
                 return
-            data = line.encode()
             while data:  # a pipe may take a long line in parts
                 data = data[os.write(fd, data):]

@@ -11,13 +11,13 @@ Malformed calls never reach the rules. Every call is audited exactly once, in a 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from http import HTTPStatus
 from typing import Any, Callable, Iterable
 
 from webhook.admission import STAGES, Admission, Evaluation
+from webhook import jsoncodec
 from webhook.audit import AuditLog, AuditRecord
 from webhook.metrics import Metrics
 from webhook.review import MalformedReview, build_response, parse_review
@@ -28,7 +28,7 @@ StartResponse = Callable[..., Any]
 
 
 def json_body(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return jsoncodec.dumps(payload)
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -51,7 +51,7 @@ def read_review(environ: dict[str, Any], limit: int) -> Any:
     if len(body) > limit:
         raise MalformedReview(f"body is over the {limit}-byte limit", 413)
     try:
-        return json.loads(body)
+        return jsoncodec.loads(body)
     except RecursionError:
         raise MalformedReview("body is nested too deeply to be an AdmissionReview") from None
     except ValueError as exc:  # also UnicodeDecodeError: the body is not UTF-8

@@ -10,10 +10,10 @@ Contract: https://kubernetes.io/docs/reference/access-authn-authz/extensible-adm
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from webhook import jsoncodec
 from webhook.outcome import Decision
 
 API_VERSIONS = ("admission.k8s.io/v1",)
@@ -139,7 +139,7 @@ def build_response(request: AdmissionRequest, decision: Decision,
         response["status"] = {"code": 403, "reason": "Forbidden", "message": decision.message}
     if decision.patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(json.dumps(list(decision.patch)).encode()).decode()
+        response["patch"] = base64.b64encode(jsoncodec.dumps(list(decision.patch))).decode()
     if decision.warnings:
         response["warnings"] = list(decision.warnings)
     if audit_annotations:
