@@ -87,6 +87,8 @@ def combine(decisions: Iterable[Decision], default_reason: str) -> Decision:
     answered = list(decisions)
     if not answered:
         return allow(default_reason)
+    if len(answered) == 1:  # the usual case: merging one answer would rebuild the same one
+        return answered[0]
     denied = [d for d in answered if not d.allowed]
     primary = denied[0] if denied else next(
         (d for d in answered if d.verdict != Verdict.ALLOW), answered[0])
