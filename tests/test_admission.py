@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from tests.reviews import make_request, policy, service, settings
-from webhook import messages
+from webhook import decide, messages
 from webhook.admission import Admission
 from webhook.config import FailureMode, parse_settings
 from webhook.inventory import InventoryUnavailable
@@ -109,6 +109,25 @@ def test_live_read_confirms_the_denial():
     assert admission.counters.confirmed == 1
     assert admission.counters.overturned == 0
     assert inventory.observed == []
+
+
+@pytest.mark.parametrize("live, decided", [
+    pytest.param(dataclasses.replace(EMPTY, source="live"), 1, id="same-state"),
+    pytest.param(dataclasses.replace(EMPTY.with_load_balancer("db", True), source="live"), 2,
+                 id="state-changed"),
+])
+def test_a_live_view_with_the_cached_state_is_not_decided_again(monkeypatch, live, decided):
+    calls: list[NamespaceView] = []
+    real = decide.validate
+
+    def counting(req, view, config):
+        calls.append(view)
+        return real(req, view, config)
+
+    monkeypatch.setattr(decide, "validate", counting)
+    _, _, evaluation = evaluate(FakeInventory(cached=EMPTY, live=live), **LB_CREATE)
+    assert len(calls) == decided
+    assert not evaluation.decision.allowed and evaluation.state == "live"
 
 
 def first_line(text: str) -> str:
