@@ -61,7 +61,8 @@ def _inventory_factory(args: argparse.Namespace, settings: Settings):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from webhook.serving import MULTIPROC_ENV, NetguardServer, ServeOptions, prepare_metrics_dir
+    from webhook.serving import (IO_TIMEOUT_SECONDS, MULTIPROC_ENV, NetguardServer, ServeOptions,
+                                 prepare_metrics_dir)
 
     # Before the fork and before prometheus_client is imported, so every worker writes its
     # metrics where /metrics aggregates them.
@@ -95,7 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
         return create_app(Admission(settings, inventory), AuditLog(), metrics)
 
     options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
-                           client_ca=client_ca)
+                           client_ca=client_ca, io_timeout=args.io_timeout or IO_TIMEOUT_SECONDS)
     master = os.getpid()
     try:
         NetguardServer(options, app_factory).run()
@@ -140,6 +141,16 @@ def _passthrough(name: str):
     return run
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most 3600 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netguard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--offline", action="store_true",
                        help="in a pod, use the offline inventory instead of the pod's service account")
     serve.add_argument("--client-ca", help="require client certificates signed by this CA (mutual TLS)")
+    serve.add_argument("--io-timeout", type=_positive_seconds,
+                       help="drop a connection that stalls this long inside a TLS handshake or a "
+                            "request (default 10 s, webhook.serving.IO_TIMEOUT_SECONDS)")
     serve.set_defaults(func=_serve)
 
     cert = sub.add_parser("certs", help="generate a CA and a serving certificate")

@@ -3,7 +3,9 @@
 gthread workers keep connections alive 120 s, longer than kube-apiserver's 90 s idle timeout, so
 the client always closes first and never reuses a connection the server just dropped
 (DESIGN.md section 4). gunicorn builds the TLS context for every accepted connection from the
-files on disk, so rotated certificates reach new connections without a restart.
+files on disk, so rotated certificates reach new connections without a restart. Every blocking
+socket call is bounded (--io-timeout), so clients that connect and stall cannot hold the worker
+threads.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from gunicorn.app.base import BaseApplication
 
 KEEPALIVE_SECONDS = 120
 ROTATION_RETRIES = 5
+# kube-apiserver sends a request whole, right after the handshake; a connection that stalls
+# longer than this in the middle of a handshake or a request is dropped (_BoundedSSLSocket).
+IO_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class ServeOptions:
     # With a client CA, the TLS layer requires a client certificate it signed (mutual TLS, as
     # kube-apiserver presents with an admission kubeconfig): others never reach the app.
     client_ca: Path | None = None
+    io_timeout: float = IO_TIMEOUT_SECONDS
 
     def gunicorn_settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = {
@@ -50,7 +56,7 @@ class ServeOptions:
             "loglevel": "info",
             "proc_name": "netguard",
             "child_exit": _child_exit,
-            "ssl_context": _ssl_context,
+            "ssl_context": _ContextCache(self.io_timeout).hook(),
         }
         if self.client_ca is not None:
             settings["ca_certs"] = str(self.client_ca)
@@ -77,23 +83,53 @@ def prepare_metrics_dir(path: str) -> None:
     os.environ[MULTIPROC_ENV] = path
 
 
+class _BoundedSSLSocket(ssl.SSLSocket):
+    """A server-side TLS socket on which "blocking" means "blocking for at most `io_timeout`".
+
+    gunicorn's gthread worker hands a new connection to a pool thread as soon as its first
+    bytes arrive, then does the handshake and reads the request in blocking mode, with no
+    timeout: a client that completes the handshake (or half of it) and then sends nothing holds
+    that thread until it disconnects. `--threads` such clients, per worker, and netguard answers
+    no one; behind failurePolicy Fail, nobody can change a Service. Bounding every blocking call
+    frees the thread after `io_timeout` (gunicorn logs "Socket error processing request" with a
+    TimeoutError and closes the connection). Kept-alive connections wait in gunicorn's poller,
+    not in a thread, so the keepalive is not shortened.
+    """
+
+    io_timeout: float = IO_TIMEOUT_SECONDS
+
+    def settimeout(self, value: float | None) -> None:
+        super().settimeout(self.io_timeout if value is None else value)
+
+    def setblocking(self, flag: bool) -> None:
+        self.settimeout(None if flag else 0.0)
+
+
 class _ContextCache:
     """gunicorn builds a TLS context per accepted connection, re-reading the certificate files
     (about 0.7 ms). Reuse the last one while the files are unchanged (same size and mtime), so a
-    rotation still reaches the next connection."""
+    rotation still reaches the next connection. Its sockets are _BoundedSSLSocket."""
 
-    def __init__(self) -> None:
+    def __init__(self, io_timeout: float = IO_TIMEOUT_SECONDS) -> None:
         self._lock = threading.Lock()
         self._key: tuple | None = None
         self._context: ssl.SSLContext | None = None
+        self._socket_class = type("BoundedSSLSocket", (_BoundedSSLSocket,), {"io_timeout": io_timeout})
 
     def get(self, conf: Any, factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         key = _file_stamps(conf.certfile, conf.keyfile, conf.ca_certs)
         with self._lock:
             if key is None or key != self._key:
-                self._context = _load_retrying(factory)
-                self._key = key
+                context = _load_retrying(factory)
+                context.sslsocket_class = self._socket_class
+                self._context, self._key = context, key
             return self._context
+
+    def hook(self) -> Callable[[Any, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
+        """gunicorn's `ssl_context(conf, default_ssl_context_factory)` server hook."""
+        def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+            return self.get(conf, default_ssl_context_factory)
+        return ssl_context
 
 
 def _file_stamps(*paths: str | None) -> tuple | None:
@@ -115,13 +151,6 @@ def _load_retrying(factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
                 raise
             time.sleep(0.02)
     raise AssertionError("unreachable")
-
-
-_CONTEXTS = _ContextCache()
-
-
-def _ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    return _CONTEXTS.get(conf, default_ssl_context_factory)
 
 
 def _child_exit(server: Any, worker: Any) -> None:
