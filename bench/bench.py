@@ -20,15 +20,10 @@ trials) BENCH_KEEP=0 (1 keeps the temp dir)
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import json
 import os
 import platform
-import resource
 import shutil
-import signal
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -41,10 +36,10 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from scenarios import SCENARIOS, SHOP_OBJECTS, Scenario  # noqa: E402
+from procs import (Server, children, children_cpu_seconds, cpu_seconds, free_port,  # noqa: E402
+                   machine_busy_seconds, netguard_command, prepare_workdir, rss_mib)
+from scenarios import SCENARIOS, Scenario  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def env_num(name: str, default: float, low: float, high: float) -> float:
@@ -67,128 +62,6 @@ PACED_CONNECTIONS = int(env_num("BENCH_PACED_CONNECTIONS", 16, 1, 256))
 RUNS = [r.strip() for r in os.environ.get("BENCH_RUNS", "keepalive,close,paced").split(",") if r.strip()]
 KEEP = os.environ.get("BENCH_KEEP") == "1"
 REPEAT = int(env_num("BENCH_REPEAT", 3, 1, 10))
-
-
-# --- /proc -------------------------------------------------------------------------------------
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 2 (comm) may hold spaces; everything after the last ')' is space-separated.
-    return raw[raw.rindex(")") + 2:].split()
-
-
-def children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields and int(fields[1]) == pid:  # fields[1] is ppid
-                kids.append(int(entry))
-    return sorted(kids)
-
-
-def cpu_seconds(master: int) -> tuple[float, list[int]]:
-    """utime+stime of the master and its live workers, plus the master's reaped children."""
-    total = 0.0
-    fields = _stat(master)
-    if fields:
-        # utime stime cutime cstime are fields 14-17 (1-based); here offset by the two removed.
-        total += sum(int(x) for x in fields[11:15]) / CLK_TCK
-    workers = children(master)
-    for pid in workers:
-        f = _stat(pid)
-        if f:
-            total += (int(f[11]) + int(f[12])) / CLK_TCK
-    return total, workers
-
-
-def machine_busy_seconds() -> float:
-    """CPU time all CPUs spent in processes (user+nice+system+steal), from /proc/stat.
-
-    irq and softirq are left out: under load they are mostly the bench's own loopback TCP."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, _irq, _softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + steal) / CLK_TCK
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-# --- servers -----------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    label: str
-    argv: list[str]
-    port: int
-    log_dir: Path
-    ca: Path
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60) -> None:
-        out = (self.log_dir / f"{self.label}.out").open("wb")
-        err = (self.log_dir / f"{self.label}.err").open("wb")
-        self.proc = subprocess.Popen(self.argv, cwd=self.log_dir, stdout=out, stderr=err,
-                                     env={**os.environ, **self.env}, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"bench: {self.label} exited {self.proc.returncode}:\n"
-                                 + (self.log_dir / f"{self.label}.err").read_text()[-3000:])
-            try:
-                if self.request("GET", "/healthz")[0] == 200 and len(children(self.proc.pid)) >= WORKERS:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise SystemExit(f"bench: {self.label} did not answer within {timeout}s")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # gunicorn master: graceful stop of its workers
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        context = ssl.create_default_context(cafile=str(self.ca))
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=context, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            reply = conn.getresponse()
-            return reply.status, reply.read()
-        finally:
-            conn.close()
 
 
 # --- load --------------------------------------------------------------------------------------
@@ -365,12 +238,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="netguard-bench-"))
     servers: list[Server] = []
     try:
-        certs = work / "certs"
-        subprocess.run([sys.executable, "-m", "webhook", "certs", "--out", str(certs),
-                        "--host", "127.0.0.1"], check=True, capture_output=True, timeout=60, cwd=ROOT)
-        objects = work / "objects"
-        objects.mkdir()
-        shutil.copy(SHOP_OBJECTS, objects / SHOP_OBJECTS.name)
+        certs, objects = prepare_workdir(work)
         bodies = work / "bodies"
         bodies.mkdir()
         body_files = {}
@@ -378,16 +246,15 @@ def main() -> int:
             body_files[s.name] = bodies / f"{s.name}.json"
             body_files[s.name].write_bytes(s.body())
 
-        netguard_bin = Path(sys.executable).parent / "netguard"
-        netguard_cmd = [str(netguard_bin)] if netguard_bin.exists() else [sys.executable, "-m", "webhook"]
+        netguard_cmd = netguard_command()
         common = ["--certs", str(certs), "--workers", str(WORKERS), "--threads", str(THREADS)]
         ng_port, fl_port = free_port(), free_port()
         netguard = Server("netguard", [*netguard_cmd, "serve", "--bind", f"127.0.0.1:{ng_port}",
                                        *common, "--objects", str(objects)],
-                          ng_port, work, certs / "ca.crt",
+                          ng_port, work, certs / "ca.crt", WORKERS,
                           env={"PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"), "PYTHONUNBUFFERED": "0"})
         floor = Server("floor", [sys.executable, str(BENCH / "floor.py"), "--bind", f"127.0.0.1:{fl_port}",
-                                 *common], fl_port, work, certs / "ca.crt")
+                                 *common], fl_port, work, certs / "ca.crt", WORKERS)
         servers = [netguard, floor]
         for server in servers:
             print(f"bench: starting {server.label} on {server.target} "

@@ -21,7 +21,6 @@ import argparse
 import collections
 import cProfile
 import io
-import json
 import os
 import pstats
 import shutil
