@@ -8,6 +8,7 @@ HTTP status and error). Gatekeeper's logging.go and deferred stats reporter work
 from __future__ import annotations
 
 import os
+import select
 import sys
 import threading
 import time
@@ -60,8 +61,14 @@ class AuditLog:
     """Writes records as JSON lines.
 
     To a real file descriptor (stdout in production) each line goes out in one os.write: one
-    syscall, no buffer to flush, and the lock is held only for that call, so threads never
-    interleave a line. Other streams (tests) get an ordinary write and flush.
+    syscall, no buffer to flush. A line of at most PIPE_BUF (4096) bytes, nearly all of them,
+    needs no lock: POSIX makes such a write to a pipe atomic and whole, and Linux serialises
+    writes to one open file, so lines from other threads (or from the other gunicorn workers,
+    which share the descriptor) never cut into it. Under load, a lock held across the syscall
+    made every other thread queue behind it. A longer line is written under the lock, in parts
+    if the pipe takes it in parts: it cannot interleave with this process's long lines, but
+    (as always with pipes) it can with the other workers'. Other streams (tests) get an ordinary
+    write and flush.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -80,6 +87,11 @@ class AuditLog:
         # which any stream can carry.
         data = jsoncodec.dumps(record.finish(), default=str) + b"\n"
         fd = self._fd()
+        if fd is not None and len(data) <= select.PIPE_BUF:
+            written = os.write(fd, data)
+            if written == len(data):
+                return
+            data = data[written:]  # cut short (a signal, a full disk): finish under the lock
         with self._lock:
             if fd is None:
                 stream = self._stream or sys.stdout
