@@ -271,10 +271,10 @@ def pyspy_profile(seconds: int) -> list[str]:
     ports = [bench_mod.free_port() for _ in range(3)]
     netguard = bench_mod.Server(
         "netguard", [str(Path(sys.executable).parent / "netguard"), "serve", "--bind", f"127.0.0.1:{ports[0]}",
-                     *common, "--objects", str(objects)], ports[0], WORK, certs / "ca.crt",
+                     *common, "--objects", str(objects)], ports[0], WORK, certs / "ca.crt", 2,
         env={"PROMETHEUS_MULTIPROC_DIR": str(WORK / "metrics-serve")})
     floor = bench_mod.Server("floor", [sys.executable, str(BENCH / "floor.py"), "--bind",
-                                       f"127.0.0.1:{ports[1]}", *common], ports[1], WORK, certs / "ca.crt")
+                                       f"127.0.0.1:{ports[1]}", *common], ports[1], WORK, certs / "ca.crt", 2)
     servers = [netguard, floor]
     lines: list[str] = []
     try:

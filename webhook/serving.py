@@ -11,6 +11,7 @@ threads.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import threading
 import time
@@ -99,10 +100,14 @@ class _BoundedSSLSocket(ssl.SSLSocket):
     io_timeout: float = IO_TIMEOUT_SECONDS
 
     def settimeout(self, value: float | None) -> None:
-        super().settimeout(self.io_timeout if value is None else value)
+        _set_timeout(self, self.io_timeout if value is None else value)
 
     def setblocking(self, flag: bool) -> None:
-        self.settimeout(None if flag else 0.0)
+        # gunicorn calls this twice a request: straight to C, not through settimeout.
+        _set_timeout(self, self.io_timeout if flag else 0.0)
+
+
+_set_timeout = socket.socket.settimeout
 
 
 class _ContextCache:
