@@ -11,9 +11,9 @@ Runs (each against netguard, then against the floor, same certificate, same guni
 Per run: requests/s, p50/p99 latency, server CPU per request (utime+stime of master and workers
 from /proc/PID/stat, after minus before, divided by the requests answered).
 
-Environment knobs (defaults): BENCH_SECONDS=10 BENCH_WARMUP=2 BENCH_WRK_THREADS=2
-BENCH_CONNECTIONS=16 BENCH_WORKERS=2 BENCH_THREADS=8 BENCH_RATE=500 BENCH_PACED_SECONDS=20
-BENCH_PACED_CONNECTIONS=16 BENCH_RUNS=keepalive,close,paced BENCH_REPEAT=3 (best of N alternating
+Environment knobs (defaults): BENCH_SECONDS=5 BENCH_WARMUP=2 BENCH_WRK_THREADS=2
+BENCH_CONNECTIONS=16 BENCH_WORKERS=2 BENCH_THREADS=8 BENCH_RATE=500 BENCH_PACED_SECONDS=10
+BENCH_PACED_CONNECTIONS=16 BENCH_RUNS=keepalive,close,paced BENCH_REPEAT=5 (best of N alternating
 trials) BENCH_KEEP=0 (1 keeps the temp dir)
 """
 
@@ -50,18 +50,18 @@ def env_num(name: str, default: float, low: float, high: float) -> float:
     return value
 
 
-SECONDS = int(env_num("BENCH_SECONDS", 10, 1, 600))
+SECONDS = int(env_num("BENCH_SECONDS", 5, 1, 600))
 WARMUP = int(env_num("BENCH_WARMUP", 2, 0, 60))
 WRK_THREADS = int(env_num("BENCH_WRK_THREADS", 2, 1, 16))
 CONNECTIONS = int(env_num("BENCH_CONNECTIONS", 16, 1, 512))
 WORKERS = int(env_num("BENCH_WORKERS", 2, 1, 16))
 THREADS = int(env_num("BENCH_THREADS", 8, 1, 64))
 RATE = env_num("BENCH_RATE", 500, 1, 20000)
-PACED_SECONDS = env_num("BENCH_PACED_SECONDS", 20, 1, 600)
+PACED_SECONDS = env_num("BENCH_PACED_SECONDS", 10, 1, 600)
 PACED_CONNECTIONS = int(env_num("BENCH_PACED_CONNECTIONS", 16, 1, 256))
 RUNS = [r.strip() for r in os.environ.get("BENCH_RUNS", "keepalive,close,paced").split(",") if r.strip()]
 KEEP = os.environ.get("BENCH_KEEP") == "1"
-REPEAT = int(env_num("BENCH_REPEAT", 3, 1, 10))
+REPEAT = int(env_num("BENCH_REPEAT", 5, 1, 10))
 
 
 # --- load --------------------------------------------------------------------------------------
