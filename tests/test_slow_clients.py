@@ -75,7 +75,7 @@ def test_kept_alive_connection_outlives_the_io_timeout(server):
         conn.close()
 
 
-def test_blocking_means_bounded_on_server_sockets(tmp_path):
+def test_blocking_means_bounded_on_server_sockets():
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     cache = _ContextCache(io_timeout=2.5)
 
