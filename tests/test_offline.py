@@ -193,6 +193,28 @@ def test_observe_of_an_update_to_cluster_ip_forgets_the_load_balancer(objects):
     assert inventory.view("shop").load_balancers == frozenset()
 
 
+class _HeldLock:
+    """A lock another writer holds: acquiring it means observe() would have queued."""
+
+    def __enter__(self):
+        raise AssertionError("observe() took the inventory lock")
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_observe_of_an_unchanged_service_takes_no_lock(objects):
+    # Every re-apply of a LoadBalancer is observed; under load the lock made threads queue.
+    inventory = OfflineInventory.from_path(objects)
+    before = inventory.view("shop")
+    inventory._lock = _HeldLock()
+    inventory.observe(make_request(operation="UPDATE", obj=service("public", type="LoadBalancer"),
+                                   old=service("public", type="LoadBalancer")))
+    inventory.observe(make_request(obj=service("internal", type="ClusterIP")))
+    assert inventory.view("shop") is before
+    with pytest.raises(AssertionError, match="took the inventory lock"):  # a change still locks
+        inventory.observe(make_request(obj=service("new-lb", type="LoadBalancer")))
+
 def test_observe_ignores_dry_run(objects):
     inventory = OfflineInventory.from_path(objects)
     inventory.observe(make_request(obj=service("trial", type="LoadBalancer"), dry_run=True))

@@ -10,8 +10,9 @@ seen only by the worker that answered it (the live inventory has no such limit).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping  # not typing's: isinstance on it is slow
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from webhook.decide import REVIEWED
 from webhook.labels import is_load_balancer
@@ -96,6 +97,13 @@ class OfflineInventory:
         if kind == "Namespace":
             namespace = name
         namespace = namespace or str(metadata.get("namespace") or "default")
+        if kind == "Service":
+            # The usual case is a Service the view already has right (every re-apply of a
+            # LoadBalancer, every ClusterIP): nothing changes, so take no lock that the other
+            # threads would queue on. A concurrent change is simply ordered after this one.
+            known = self._views.get(namespace)
+            if known is not None and (name in known.load_balancers) == (not deleted and is_load_balancer(obj)):
+                return
         with self._lock:
             view = self.view(namespace)
             if kind == "Namespace":
