@@ -99,3 +99,25 @@ def test_streams_without_a_descriptor_get_text_lines(text):
     line = stream.getvalue()
     assert line.endswith("\n") and line.count("\n") == 1
     assert json.loads(line)["error"] == text
+
+
+@pytest.mark.parametrize("now", [0.0, 1_763_700_000.0, 1_763_700_000.9995, 1_763_700_059.001,
+                                 1_763_700_060.5, 4_102_444_799.999])
+def test_timestamps_are_rfc3339_utc_milliseconds(now):
+    # The text of each second is cached: go through a different second first, then this one twice.
+    from datetime import datetime, timezone
+
+    from webhook.audit import _timestamp
+
+    expected = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds")
+    _timestamp(now - 7.25)
+    assert _timestamp(now) == _timestamp(now) == expected.replace("+00:00", "Z")
+
+
+def test_a_record_without_a_request_has_empty_request_fields():
+    record = AuditRecord("validate")
+    record.failed(415, "Content-Type must be application/json")
+    fields = record.finish()
+    assert list(fields) == list(FIELDS)
+    assert fields["uid"] is None and fields["kind"] is None and fields["dry_run"] is False
+    assert (fields["http_status"], fields["allowed"], fields["warnings"]) == (415, None, [])
