@@ -18,9 +18,17 @@ EVERYWHERE = ("0.0.0.0/0", "::/0")
 
 def target_ports(service: Mapping[str, Any]) -> list[tuple[str, int | str]]:
     """(protocol, target port) of each Service port; targetPort defaults to port."""
-    ports = netpol.spec_of(service).get("ports") or []
-    return [(str(p.get("protocol") or "TCP"), p.get("targetPort", p.get("port")))
-            for p in ports if isinstance(p, Mapping) and p.get("targetPort", p.get("port")) is not None]
+    return _target_ports(netpol.spec_of(service))
+
+
+def _target_ports(spec: Mapping[str, Any]) -> list[tuple[str, int | str]]:
+    found = []
+    for p in spec.get("ports") or ():
+        if isinstance(p, Mapping):
+            target = p.get("targetPort", p.get("port"))
+            if target is not None:
+                found.append((str(p.get("protocol") or "TCP"), target))
+    return found
 
 
 def unreachable_ports(service: Mapping[str, Any], view: NamespaceView) -> list[str]:
@@ -29,14 +37,15 @@ def unreachable_ports(service: Mapping[str, Any], view: NamespaceView) -> list[s
     Empty when the Service has no selector (its endpoints are managed by hand, so its pods are
     unknown) or when every target port is admitted.
     """
-    selector = netpol.spec_of(service).get("selector")
-    if not isinstance(selector, Mapping) or not selector:
+    spec = netpol.spec_of(service)
+    selector = spec.get("selector")
+    if not selector or not isinstance(selector, Mapping):
         return []
     labels = {str(k): str(v) for k, v in selector.items()}
-    rules = [rule for policy in view.policies.values()
-             if netpol.selector_matches(policy.pod_selector, labels)
+    rules = [rule for policy in view.policies.values() if policy.external_ingress
+             and netpol.selector_matches(policy.pod_selector, labels)
              for rule in policy.external_ingress]
-    return [f"{port}/{protocol}" for protocol, port in target_ports(service)
+    return [f"{port}/{protocol}" for protocol, port in _target_ports(spec)
             if not netpol.port_admitted(rules, protocol, port)]
 
 

@@ -47,12 +47,26 @@ class NamespaceView:
     known: bool = False
     resource_version: str = ""  # of the newest object this view was built from
     source: str = field(default="cache", compare=False)  # "cache" or "live": for the audit log
+    # Worked out once when the view is built (views never change): every LoadBalancer decision
+    # reads both, and a view is read by many decisions.
+    _ingress_guards: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _cancelling: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        guards = cancelling = ()
+        if self.policies:
+            guards = tuple(sorted(p.name for p in self.policies.values() if netpol.INGRESS in p.default_deny))
+            cancelling = tuple(sorted(p.name for p in self.policies.values() if p.allows_all_ingress))
+        object.__setattr__(self, "_ingress_guards", guards)
+        object.__setattr__(self, "_cancelling", cancelling)
 
     def default_deny_policies(self, direction: str = netpol.INGRESS) -> list[str]:
+        if direction == netpol.INGRESS:
+            return list(self._ingress_guards)
         return sorted(p.name for p in self.policies.values() if direction in p.default_deny)
 
     def cancelling_policies(self) -> list[str]:
-        return sorted(p.name for p in self.policies.values() if p.allows_all_ingress)
+        return list(self._cancelling)
 
     def with_policy(self, policy: Mapping[str, Any]) -> "NamespaceView":
         summary = PolicySummary.of(policy)
