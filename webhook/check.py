@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, TextIO
 
 from webhook import decide, messages, netpol
@@ -205,7 +205,7 @@ def review(m: Manifest, uid: str, inventory: OfflineInventory, settings: Setting
     final, warnings = mutated, mutated.warnings
     if mutated.allowed:
         obj = apply_patch(req.object or {}, mutated.patch) if mutated.patch else req.object
-        final = decide.validate(replace(req, object=obj), view, settings)
+        final = decide.validate(req._replace(object=obj), view, settings)
         warnings = mutated.warnings + final.warnings
     verdict = final.verdict
     if final.allowed and warnings and verdict == Verdict.ALLOW:
