@@ -4,7 +4,6 @@ or None when the rule does not apply to the request. Every allow says why it let
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable, Optional
 
 from webhook import messages, netpol, reachability
@@ -77,11 +76,11 @@ def protect_default_deny(req: AdmissionRequest, view: NamespaceView, settings: S
     # ago may not be in the cache yet. Both answers are confirmed live (the deletes are rare).
     others = [p for p in view.default_deny_policies() if p != name]
     if others:
-        return replace(allow(f"namespace {ns} stays default-deny for ingress through "
-                             f"{messages.listing(others)}", rule=GUARD_RULE), confirm_live=True)
+        return allow(f"namespace {ns} stays default-deny for ingress through "
+                     f"{messages.listing(others)}", rule=GUARD_RULE)._replace(confirm_live=True)
     if not view.load_balancers:
-        return replace(allow(f"no LoadBalancer Service in {ns} depends on default-deny {name}",
-                             rule=GUARD_RULE), confirm_live=True)
+        return allow(f"no LoadBalancer Service in {ns} depends on default-deny {name}",
+                     rule=GUARD_RULE)._replace(confirm_live=True)
     found = violation(GUARD_RULE,
                       messages.guard_denied(ns, name, req.operation, view.load_balancers),
                       messages.guard_summary(ns, name, len(view.load_balancers)), confirm_live=True)
