@@ -80,7 +80,7 @@ class Metrics:
         return child
 
     def live_read(self, overturned: bool) -> None:
-        self.live_reads.labels("overturned" if overturned else "confirmed").inc()
+        self._child(self.live_reads, ("overturned" if overturned else "confirmed",)).inc()
 
     def set_violations(self, counts: Mapping[str, int]) -> None:
         for rule, count in counts.items():
