@@ -45,10 +45,15 @@ def read_review(environ: dict[str, Any], limit: int) -> Any:
     if length:
         if not length.isdigit():
             raise MalformedReview(f"Content-Length {length!r} is not a number")
-        if int(length) > limit:
+        size = int(length)
+        if size > limit:
             raise MalformedReview(f"body of {length} bytes is over the {limit}-byte limit", 413)
-    # A chunked body has no length up front: read one byte more than allowed to tell.
-    body = environ["wsgi.input"].read(limit + 1)
+    else:
+        # A chunked body has no length up front: read one byte more than allowed to tell.
+        size = limit + 1
+    # Exactly the announced length when there is one: asking gunicorn for more costs it another
+    # turn of its read loop to find the end of the body.
+    body = environ["wsgi.input"].read(size)
     if len(body) > limit:
         raise MalformedReview(f"body is over the {limit}-byte limit", 413)
     try:
