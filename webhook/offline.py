@@ -97,12 +97,13 @@ class OfflineInventory:
         if kind == "Namespace":
             namespace = name
         namespace = namespace or str(metadata.get("namespace") or "default")
+        load_balancer = kind == "Service" and not deleted and is_load_balancer(obj)
         if kind == "Service":
             # The usual case is a Service the view already has right (every re-apply of a
             # LoadBalancer, every ClusterIP): nothing changes, so take no lock that the other
             # threads would queue on. A concurrent change is simply ordered after this one.
             known = self._views.get(namespace)
-            if known is not None and (name in known.load_balancers) == (not deleted and is_load_balancer(obj)):
+            if known is not None and (name in known.load_balancers) == load_balancer:
                 return
         with self._lock:
             view = self.view(namespace)
@@ -116,5 +117,5 @@ class OfflineInventory:
             elif kind == "NetworkPolicy":
                 view = view.without_policy(name) if deleted else view.with_policy(obj)
             else:
-                view = view.with_load_balancer(name, not deleted and is_load_balancer(obj))
+                view = view.with_load_balancer(name, load_balancer)
             self._views[namespace] = view
