@@ -104,6 +104,62 @@ def test_parse_review_refuses_malformed_calls(body, fragment):
     assert fragment in str(raised.value)
 
 
+# Every field parse_review reads, as (path in the body, what the error calls it). parse_review
+# tests each with a quick exact-type check first; each must still refuse every wrong type.
+READ_FIELDS = [
+    (("request",), "AdmissionReview.request"),
+    (("request", "uid"), "request.uid"),
+    (("request", "kind"), "request.kind"),
+    (("request", "kind", "kind"), "request.kind.kind"),
+    (("request", "kind", "group"), "request.kind.group"),
+    (("request", "operation"), "request.operation"),
+    (("request", "namespace"), "request.namespace"),
+    (("request", "name"), "request.name"),
+    (("request", "object"), "request.object"),
+    (("request", "oldObject"), "request.oldObject"),
+    (("request", "object", "metadata"), "request.object.metadata"),
+    (("request", "object", "metadata", "labels"), "request.object.metadata.labels"),
+    (("request", "object", "metadata", "annotations"), "request.object.metadata.annotations"),
+    (("request", "object", "spec"), "request.object.spec"),
+    (("request", "object", "spec", "type"), "request.object.spec.type"),
+    (("request", "oldObject", "metadata", "labels"), "request.oldObject.metadata.labels"),
+    (("request", "userInfo"), "request.userInfo"),
+    (("request", "userInfo", "username"), "request.userInfo.username"),
+    (("request", "options"), "request.options"),
+    (("request", "options", "fieldManager"), "request.options.fieldManager"),
+    (("request", "dryRun"), "request.dryRun"),
+]
+# Wrong for every one of them: no field is a number, a list, or (other than the maps) a string.
+WRONG_VALUES = {"number": 7, "list": ["x"], "float": 1.5}
+
+
+def _update_review(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    old = service(name="web", labels={"app": "web"}, annotations={"a": "b"})
+    body = make_review(operation="UPDATE", obj=service(name="web", type="LoadBalancer", labels={"app": "web"},
+                                                       annotations={"a": "b"}), old=old,
+                       field_manager="kubectl", dry_run=False)
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    assert path[-1] in target, path  # the field is really there: the test replaces, never adds
+    target[path[-1]] = value
+    return body
+
+
+@pytest.mark.parametrize("value", WRONG_VALUES.values(), ids=WRONG_VALUES.keys())
+@pytest.mark.parametrize("path, where", READ_FIELDS, ids=[w for _p, w in READ_FIELDS])
+def test_every_field_read_refuses_a_wrong_type_and_names_itself(path, where, value):
+    with pytest.raises(MalformedReview) as raised:
+        parse_review(_update_review(path, value))
+    assert str(raised.value) == f"{where} has the wrong type ({type(value).__name__})"
+
+
+def test_the_review_every_wrong_type_starts_from_parses():
+    req = parse_review(_update_review(("request", "uid"), "the-uid"))
+    assert (req.uid, req.operation, req.field_manager, req.dry_run) == ("the-uid", "UPDATE", "kubectl", False)
+    assert req.object["metadata"]["annotations"] == {"a": "b"}
+
+
 def test_malformed_review_is_a_value_error_with_a_settable_status():
     exc = MalformedReview("too big", 413)
     assert isinstance(exc, ValueError)

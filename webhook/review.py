@@ -71,62 +71,104 @@ def parse_review(body: Any) -> AdmissionRequest:
 
     Only the fields netguard reads are checked, but each is checked for type, so no rule ever
     sees a list where it expects a map.
+
+    This runs on every admission call, so each field is first read with a plain `get` and an
+    exact type test (decoded JSON holds exact dicts, strs and bools); only a value that fails it,
+    or is absent, goes through `_get`, which accepts or refuses it exactly as it always did and
+    says why. The answer is the same either way, one function call per field cheaper. The
+    three-line pattern is written out on purpose: a helper doing the same test costs a call per
+    field again (parse_review 1.9 µs inlined, 3.0 through a helper, 3.4 before; /tmp timing of
+    the bench's three reviews). tests/test_review.py gives every field each wrong type.
     """
-    if not isinstance(body, dict):
+    if type(body) is not dict and not isinstance(body, dict):
         raise MalformedReview("body must be a JSON object (an AdmissionReview)")
     api_version = body.get("apiVersion")
     if api_version not in API_VERSIONS:
         raise MalformedReview(f"apiVersion must be one of {', '.join(API_VERSIONS)}, got {api_version!r}")
     if body.get("kind") != "AdmissionReview":
         raise MalformedReview(f"kind must be AdmissionReview, got {body.get('kind')!r}")
-    request = _get(body, "request", dict, "AdmissionReview", required=True)
-    uid = _get(request, "uid", str, "request", required=True)
+    request = body.get("request")
+    if type(request) is not dict:
+        request = _get(body, "request", dict, "AdmissionReview", required=True)
+    uid = request.get("uid")
+    if type(uid) is not str:
+        uid = _get(request, "uid", str, "request", required=True)
     if not uid:
         raise MalformedReview("request.uid must not be empty")
-    kind = _get(request, "kind", dict, "request", required=True)
-    operation = _get(request, "operation", str, "request", required=True)
+    kind = request.get("kind")
+    if type(kind) is not dict:
+        kind = _get(request, "kind", dict, "request", required=True)
+    operation = request.get("operation")
+    if type(operation) is not str:
+        operation = _get(request, "operation", str, "request", required=True)
     if operation not in OPERATIONS:
         raise MalformedReview(f"request.operation must be one of {', '.join(OPERATIONS)}, got {operation!r}")
-    obj = _get(request, "object", dict, "request")
-    old = _get(request, "oldObject", dict, "request")
+    obj = request.get("object")
+    if type(obj) is not dict:
+        obj = _get(request, "object", dict, "request")
+    old = request.get("oldObject")
+    if type(old) is not dict:
+        old = _get(request, "oldObject", dict, "request")
     if obj is None and operation in ("CREATE", "UPDATE"):
         raise MalformedReview(f"request.object is required for {operation}")
     if old is None and operation in ("UPDATE", "DELETE"):
         raise MalformedReview(f"request.oldObject is required for {operation}")
-    for label, value in (("object", obj), ("oldObject", old)):
-        if value is not None:
-            _check_metadata(value, f"request.{label}")
-    user_info = _get(request, "userInfo", dict, "request") or {}
-    options = _get(request, "options", dict, "request") or {}
-    dry_run = _get(request, "dryRun", bool, "request") or False
+    if obj is not None:
+        _check_metadata(obj, "request.object")
+    if old is not None:
+        _check_metadata(old, "request.oldObject")
+    user_info = request.get("userInfo")
+    if type(user_info) is not dict:
+        user_info = _get(request, "userInfo", dict, "request") or {}
+    options = request.get("options")
+    if type(options) is not dict:
+        options = _get(request, "options", dict, "request") or {}
+    dry_run = request.get("dryRun")
+    if type(dry_run) is not bool:
+        dry_run = _get(request, "dryRun", bool, "request") or False
+    kind_name = kind.get("kind")
+    if type(kind_name) is not str:
+        kind_name = _get(kind, "kind", str, "request.kind", required=True)
     return AdmissionRequest(
-        uid=uid,
-        api_version=api_version,
-        kind=_get(kind, "kind", str, "request.kind", required=True),
-        group=_get(kind, "group", str, "request.kind") or "",
-        namespace=_get(request, "namespace", str, "request") or "",
-        name=_get(request, "name", str, "request") or "",
-        operation=operation,
-        user=_get(user_info, "username", str, "request.userInfo") or "",
-        dry_run=dry_run,
-        object=obj,
-        old_object=old,
-        field_manager=_get(options, "fieldManager", str, "request.options") or "",
+        uid, api_version, kind_name,
+        _optional_str(kind, "group", "request.kind"),
+        _optional_str(request, "namespace", "request"),
+        _optional_str(request, "name", "request"),
+        operation,
+        _optional_str(user_info, "username", "request.userInfo"),
+        dry_run, obj, old,
+        _optional_str(options, "fieldManager", "request.options"),
     )
+
+
+def _optional_str(mapping: Mapping[str, Any], key: str, where: str) -> str:
+    """mapping[key] when it is a string, "" when absent or null, else MalformedReview."""
+    value = mapping.get(key)
+    if type(value) is str:
+        return value
+    return _get(mapping, key, str, where) or ""
 
 
 def _check_metadata(obj: Mapping[str, Any], where: str) -> None:
     """Labels and annotations must be maps of strings: the rules index them directly."""
-    metadata = _get(obj, "metadata", dict, where)
-    if metadata is None:
-        return
+    metadata = obj.get("metadata")
+    if type(metadata) is not dict:
+        metadata = _get(obj, "metadata", dict, where)
+        if metadata is None:
+            return
     for field in ("labels", "annotations"):
-        values = _get(metadata, field, dict, f"{where}.metadata")
-        for key, value in (values or {}).items():
-            if not isinstance(value, str):
+        values = metadata.get(field)
+        if type(values) is not dict:
+            values = _get(metadata, field, dict, f"{where}.metadata")
+            if values is None:
+                continue
+        for key, value in values.items():
+            if type(value) is not str and not isinstance(value, str):
                 raise MalformedReview(f"{where}.metadata.{field}[{key!r}] must be a string")
-    spec = _get(obj, "spec", dict, where)
-    if spec is not None:
+    spec = obj.get("spec")
+    if type(spec) is not dict:
+        spec = _get(obj, "spec", dict, where)
+    if spec is not None and type(spec.get("type")) is not str:
         _get(spec, "type", str, f"{where}.spec")
 
 
