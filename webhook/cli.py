@@ -92,6 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
         inventory = make_inventory()
         inventory.start()
         metrics = Metrics()
+        metrics.start()  # flushes the batched admission counts every second (webhook/metrics.py)
         Monitor(inventory, settings, metrics).start()
         return create_app(Admission(settings, inventory), AuditLog(), metrics)
 

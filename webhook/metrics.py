@@ -5,11 +5,26 @@ before prometheus_client is imported: it picks its storage at import); every
 worker then writes its samples there and `/metrics`, whichever worker answers it, aggregates all
 of them (https://prometheus.github.io/client_python/multiprocess/). Without that variable (tests
 with one process) the metrics live in a registry of their own.
+
+Admission calls are counted in batches. `observe` only appends the call's labels and duration to
+a queue (one atomic deque append, no lock); `flush` moves what has queued into prometheus_client,
+one `inc(n)` per label set. A worker flushes every FLUSH_SECONDS from a thread that `start`
+starts, before answering /metrics, when the queue reaches `max_pending`, and at exit. So a scrape
+sees the answering worker's calls up to that moment and every other worker's as of at most
+FLUSH_SECONDS ago; a worker killed outright (SIGKILL, OOM) loses at most that last second of
+counts, as any in-memory Prometheus client loses all of its counts. Why: each prometheus_client
+write takes its process-wide lock and calls getpid(); three of them on every call cost 10-15 µs
+of CPU under load (bench/README.md, Profile), more than the decision, and in a batch, with the
+caches warm, the same writes cost a fraction of that.
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
+import logging
 import os
+import threading
 from typing import Any, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -23,6 +38,12 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DURATION_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1.0, 2.5)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REVIEWED_KINDS = ("Service", "NetworkPolicy")
+FLUSH_SECONDS = 1.0
+# Flushed by the caller past this many queued calls, so the queue stays small (a few MB at most)
+# even where no flush thread runs (tests, benchmarks in-process) or when it falls behind.
+MAX_PENDING = 20_000
+
+log = logging.getLogger("netguard")
 
 
 def multiprocess_enabled() -> bool:
@@ -30,11 +51,17 @@ def multiprocess_enabled() -> bool:
 
 
 class Metrics:
-    def __init__(self) -> None:
-        # In multiprocess mode samples go to files, not to a registry; registering them in one
-        # would only double them at scrape time.
-        self._registry = None if multiprocess_enabled() else CollectorRegistry()
-        registry = self._registry
+    def __init__(self, max_pending: int = MAX_PENDING) -> None:
+        # (stage, seconds, counter, label values) of each admission call not yet flushed.
+        self._pending: collections.deque[tuple[str, float, Any, tuple[str, ...]]] = collections.deque()
+        self._max_pending = max_pending
+        self._flush_lock = threading.Lock()  # one flush at a time: each call is counted once
+        self._stopped = threading.Event()
+        self._flusher: threading.Thread | None = None
+        # In multiprocess mode samples go to files, not to a registry (`registry` is None then);
+        # registering them in one would only double them at scrape time.
+        self.registry = None if multiprocess_enabled() else CollectorRegistry()
+        registry = self.registry
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.requests = Counter(
             "netguard_admission_requests", "Admission calls answered, by outcome.",
@@ -60,14 +87,56 @@ class Metrics:
 
     def observe(self, stage: str, req: AdmissionRequest | None, decision: Decision | None,
                 seconds: float, status: int) -> None:
-        self._child(self.duration, (stage,)).observe(seconds)
+        """Queue one admission call's counts; `flush` writes them (see the module docstring)."""
         if req is None or decision is None:
-            self._child(self.errors, (stage, str(status))).inc()
+            self._pending.append((stage, seconds, self.errors, (stage, str(status))))
+        else:
+            # Only kinds netguard reviews become label values: a forged kind must not mint series.
+            kind = req.kind if req.kind in REVIEWED_KINDS else "other"
+            self._pending.append((stage, seconds, self.requests, (
+                stage, kind, req.operation, decision.verdict, decision.rule,
+                "true" if req.dry_run else "false")))
+        if len(self._pending) >= self._max_pending:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued calls' counts into prometheus_client: one inc(n) per label set."""
+        with self._flush_lock:
+            pending = self._pending
+            counts: collections.Counter[tuple[Any, tuple[str, ...]]] = collections.Counter()
+            # Exactly the calls queued so far: appends from other threads meanwhile wait for
+            # the next flush (popleft and append are each atomic, so none is lost or seen twice).
+            for _ in range(len(pending)):
+                stage, seconds, counter, values = pending.popleft()
+                self._child(self.duration, (stage,)).observe(seconds)
+                counts[(counter, values)] += 1
+            for (counter, values), n in counts.items():
+                self._child(counter, values).inc(n)
+
+    def start(self, interval: float = FLUSH_SECONDS) -> None:
+        """Flush every `interval` seconds from a daemon thread, and once more at exit. Call it
+        in the process that serves (a gunicorn worker, after the fork)."""
+        if self._flusher is not None:
             return
-        # Only kinds netguard reviews become label values: a forged kind must not mint series.
-        kind = req.kind if req.kind in REVIEWED_KINDS else "other"
-        self._child(self.requests, (stage, kind, req.operation, decision.verdict, decision.rule,
-                                    "true" if req.dry_run else "false")).inc()
+        self._flusher = threading.Thread(target=self._flush_every, args=(interval,),
+                                         name="netguard-metrics-flush", daemon=True)
+        self._flusher.start()
+        atexit.register(self.flush)  # a worker's graceful exit (SIGTERM) counts its last calls
+
+    def stop(self) -> None:
+        """Stop the flush thread and flush what is left."""
+        self._stopped.set()
+        if self._flusher is not None:
+            self._flusher.join()
+            atexit.unregister(self.flush)
+        self.flush()
+
+    def _flush_every(self, interval: float) -> None:
+        while not self._stopped.wait(interval):
+            try:
+                self.flush()
+            except Exception:  # e.g. the metrics folder's disk is full: keep serving, say so
+                log.exception("could not write metrics; the calls queued until now are not counted")
 
     def _child(self, metric: Any, values: tuple[str, ...]) -> Any:
         """`metric.labels(*values)`, remembered: prometheus_client validates the values and takes
@@ -87,8 +156,9 @@ class Metrics:
             self.violations.labels(rule).set(count)
 
     def exposition(self) -> bytes:
-        if self._registry is not None:
-            return generate_latest(self._registry)
+        self.flush()  # this worker's calls up to now; other workers flush on their own
+        if self.registry is not None:
+            return generate_latest(self.registry)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
