@@ -116,6 +116,13 @@ class Server:
         return self.request("POST", path, json.dumps(review).encode(),
                             {"Content-Type": "application/json"}, conn)
 
-    def audit_lines(self) -> list[dict[str, Any]]:
+    def audit_lines(self, quiet: float = 0.2) -> list[dict[str, Any]]:
+        """The audit log once it has not grown for `quiet` seconds: a worker writes its lines
+        from a thread, within about 10 ms of each answer (webhook/audit.py)."""
+        deadline = time.monotonic() + 10
+        size = -1
+        while (current := self.audit_path.stat().st_size) != size and time.monotonic() < deadline:
+            size = current
+            time.sleep(quiet)
         return [json.loads(line) for line in self.audit_path.read_text().splitlines()
                 if line.startswith("{")]

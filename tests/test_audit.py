@@ -6,11 +6,18 @@ import io
 import json
 import os
 import select
+import subprocess
+import sys
+import textwrap
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from webhook.audit import FIELDS, AuditLog, AuditRecord
+from webhook.audit import FIELDS, AuditLog, AuditRecord, _whole_lines_up_to_pipe_buf
+
+ROOT = Path(__file__).resolve().parent.parent
 
 THREADS = 16
 PER_THREAD = 150
@@ -49,7 +56,8 @@ def _check_lines(data: bytes) -> None:
 SIZES = [10, 500, 1500, 3000, select.PIPE_BUF - 600]
 
 
-def test_lines_through_a_pipe_stay_whole():
+@pytest.mark.parametrize("queued", [False, True], ids=["written-at-once", "queued-to-the-writer"])
+def test_lines_through_a_pipe_stay_whole(queued):
     read_end, write_end = os.pipe()
     chunks: list[bytes] = []
 
@@ -60,8 +68,12 @@ def test_lines_through_a_pipe_stay_whole():
     reader = threading.Thread(target=drain)
     reader.start()
     stream = os.fdopen(write_end, "w")
+    log = AuditLog(stream)
+    if queued:
+        log.start(interval=0.001)
     try:
-        _write_from_threads(AuditLog(stream), SIZES)
+        _write_from_threads(log, SIZES)
+        log.stop()
     finally:
         stream.close()
         reader.join(30)
@@ -121,3 +133,95 @@ def test_a_record_without_a_request_has_empty_request_fields():
     assert list(fields) == list(FIELDS)
     assert fields["uid"] is None and fields["kind"] is None and fields["dry_run"] is False
     assert (fields["http_status"], fields["allowed"], fields["warnings"]) == (415, None, [])
+
+
+# --------------------------------------------------------------------------- the writer thread
+
+
+def _lines_in(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_started_log_writes_from_its_thread_with_the_time_of_the_answer(tmp_path):
+    path = tmp_path / "audit.log"
+    with path.open("w") as stream:
+        log = AuditLog(stream)
+        log.start(interval=0.5)
+        try:
+            answered = time.time()
+            log.write(_record(0, 0, 10))
+            assert path.read_text() == ""  # queued: the writer wakes every 0.5 s
+            deadline = time.monotonic() + 10
+            while not path.read_text():
+                assert time.monotonic() < deadline, "the writer never wrote the line"
+                time.sleep(0.01)
+        finally:
+            log.stop()
+    [line] = _lines_in(path)
+    # Stamped when the call was answered, not when the writer got to it half a second later.
+    written = time.mktime(time.strptime(line["time"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    assert abs(written + float("0." + line["time"][20:23]) - answered) < 0.2
+
+
+def test_the_writer_joins_lines_into_few_system_calls(tmp_path, monkeypatch):
+    calls = []
+    real_write = os.write
+
+    def counted(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        return real_write(fd, data)
+
+    path = tmp_path / "audit.log"
+    with path.open("w") as stream:
+        log = AuditLog(stream)
+        log.start(interval=3600)  # only stop() writes
+        for i in range(100):
+            log.write(_record(0, i, 10))
+        monkeypatch.setattr(os, "write", counted)
+        log.stop()
+    assert len(_lines_in(path)) == 100
+    # About 400 bytes a line: ten lines to a write of at most PIPE_BUF.
+    assert 1 < len(calls) <= 11 and max(calls) <= select.PIPE_BUF
+
+
+def test_a_full_queue_makes_the_caller_write_its_own_line(tmp_path):
+    path = tmp_path / "audit.log"
+    with path.open("w") as stream:
+        log = AuditLog(stream, max_queued=3)
+        log.start(interval=3600)
+        for i in range(5):
+            log.write(_record(0, i, 10))
+        assert [line["error"] for line in _lines_in(path)] == ["t0-3:" + "x" * 10, "t0-4:" + "x" * 10]
+        log.stop()
+    assert len(_lines_in(path)) == 5
+
+
+def test_a_worker_that_exits_normally_writes_its_queued_lines():
+    # gunicorn's graceful stop ends a worker with sys.exit: the atexit flush writes what queued.
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from webhook.audit import AuditLog, AuditRecord
+        log = AuditLog()
+        log.start(interval=3600)
+        for i in range(7):
+            record = AuditRecord("validate")
+            record.failed(400, f"line {{i}}")
+            log.write(record)
+        sys.exit(0)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True, timeout=60)
+    assert [json.loads(line)["error"] for line in out.stdout.splitlines()] == [f"line {i}" for i in range(7)]
+
+
+@pytest.mark.parametrize("sizes", [[10] * 50, [4000, 10, 4000], [100, 9000, 100, 100], [5000], []])
+def test_lines_are_joined_whole_into_writes_of_at_most_pipe_buf(sizes):
+    lines = [b"x" * (size - 1) + b"\n" for size in sizes]
+    chunks = list(_whole_lines_up_to_pipe_buf(lines))
+    assert b"".join(chunks) == b"".join(lines)
+    for chunk in chunks:
+        assert chunk.endswith(b"\n") or not chunk
+        # Longer than PIPE_BUF only when the chunk is one line.
+        assert len(chunk) <= select.PIPE_BUF or chunk.count(b"\n") == 1
+    # As few writes as that allows: no two neighbouring chunks would fit in one.
+    assert all(len(a) + len(b) > select.PIPE_BUF for a, b in zip(chunks, chunks[1:]))

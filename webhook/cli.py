@@ -94,7 +94,9 @@ def _serve(args: argparse.Namespace) -> int:
         metrics = Metrics()
         metrics.start()  # flushes the batched admission counts every second (webhook/metrics.py)
         Monitor(inventory, settings, metrics).start()
-        return create_app(Admission(settings, inventory), AuditLog(), metrics)
+        audit = AuditLog()
+        audit.start()  # lines written by a thread of the worker's own (webhook/audit.py)
+        return create_app(Admission(settings, inventory), audit, metrics)
 
     options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
                            client_ca=client_ca, io_timeout=args.io_timeout or IO_TIMEOUT_SECONDS)

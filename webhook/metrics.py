@@ -20,9 +20,7 @@ caches warm, the same writes cost a fraction of that.
 
 from __future__ import annotations
 
-import atexit
 import collections
-import logging
 import os
 import threading
 from typing import Any, Mapping
@@ -30,6 +28,7 @@ from typing import Any, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
+from webhook.background import PeriodicFlush
 from webhook.outcome import Decision
 from webhook.review import AdmissionRequest
 
@@ -43,8 +42,6 @@ FLUSH_SECONDS = 1.0
 # even where no flush thread runs (tests, benchmarks in-process) or when it falls behind.
 MAX_PENDING = 20_000
 
-log = logging.getLogger("netguard")
-
 
 def multiprocess_enabled() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
@@ -56,8 +53,8 @@ class Metrics:
         self._pending: collections.deque[tuple[str, float, Any, tuple[str, ...]]] = collections.deque()
         self._max_pending = max_pending
         self._flush_lock = threading.Lock()  # one flush at a time: each call is counted once
-        self._stopped = threading.Event()
-        self._flusher: threading.Thread | None = None
+        self._flusher = PeriodicFlush(self.flush, "netguard-metrics-flush",
+                                      "could not write metrics; the calls queued until now are not counted")
         # In multiprocess mode samples go to files, not to a registry (`registry` is None then);
         # registering them in one would only double them at scrape time.
         self.registry = None if multiprocess_enabled() else CollectorRegistry()
@@ -114,29 +111,13 @@ class Metrics:
                 self._child(counter, values).inc(n)
 
     def start(self, interval: float = FLUSH_SECONDS) -> None:
-        """Flush every `interval` seconds from a daemon thread, and once more at exit. Call it
-        in the process that serves (a gunicorn worker, after the fork)."""
-        if self._flusher is not None:
-            return
-        self._flusher = threading.Thread(target=self._flush_every, args=(interval,),
-                                         name="netguard-metrics-flush", daemon=True)
-        self._flusher.start()
-        atexit.register(self.flush)  # a worker's graceful exit (SIGTERM) counts its last calls
+        """Flush every `interval` seconds from a thread, and once more at exit."""
+        self._flusher.start(interval)
 
     def stop(self) -> None:
         """Stop the flush thread and flush what is left."""
-        self._stopped.set()
-        if self._flusher is not None:
-            self._flusher.join()
-            atexit.unregister(self.flush)
+        self._flusher.stop()
         self.flush()
-
-    def _flush_every(self, interval: float) -> None:
-        while not self._stopped.wait(interval):
-            try:
-                self.flush()
-            except Exception:  # e.g. the metrics folder's disk is full: keep serving, say so
-                log.exception("could not write metrics; the calls queued until now are not counted")
 
     def _child(self, metric: Any, values: tuple[str, ...]) -> Any:
         """`metric.labels(*values)`, remembered: prometheus_client validates the values and takes
