@@ -92,3 +92,35 @@ def test_selector_matching_against_service_labels():
     assert netpol.selector_matches(selector, {"app": "web"})
     assert not netpol.selector_matches(selector, {"app": "web", "tier": "front"})
     assert not netpol.selector_matches(selector, {"app": "api"})
+
+
+def test_the_answer_kept_in_a_view_is_its_own_and_a_changed_view_works_it_out_again():
+    from webhook.reachability import unreachable_ports
+    svc = service("web", type="LoadBalancer")  # selector app=web, target port 8080
+    view = OfflineInventory([NS, DENY]).view("shop")
+    assert unreachable_ports(svc, view) == ["8080/TCP"]
+    assert unreachable_ports(svc, view) == ["8080/TCP"]  # from the memo, same answer
+    assert len(view.memo) == 1
+    # Same selector, other port: not the remembered answer.
+    other = service("web", type="LoadBalancer", ports=[{"port": 80, "targetPort": 9090}])
+    assert unreachable_ports(other, view) == ["9090/TCP"]
+    opened = view.with_policy(allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": 8080}]}))
+    assert opened.memo == {} and unreachable_ports(svc, opened) == []
+    assert unreachable_ports(svc, view) == ["8080/TCP"]  # the old view keeps its own answer
+
+
+def test_a_selector_value_that_cannot_be_a_key_is_still_judged():
+    from webhook.reachability import unreachable_ports
+    svc = service("web", type="LoadBalancer", selector={"app": ["web"]})  # a list: unhashable
+    view = OfflineInventory([NS, DENY]).view("shop")
+    assert unreachable_ports(svc, view) == ["8080/TCP"]
+    assert view.memo == {}
+
+
+def test_the_memo_of_a_view_stays_bounded():
+    from webhook.reachability import unreachable_ports
+    from webhook.state import MEMO_SIZE
+    view = OfflineInventory([NS, DENY]).view("shop")
+    for i in range(MEMO_SIZE * 3):
+        unreachable_ports(service("web", type="LoadBalancer", selector={"app": f"web-{i}"}), view)
+    assert 0 < len(view.memo) <= MEMO_SIZE

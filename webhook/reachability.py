@@ -36,17 +36,36 @@ def unreachable_ports(service: Mapping[str, Any], view: NamespaceView) -> list[s
 
     Empty when the Service has no selector (its endpoints are managed by hand, so its pods are
     unknown) or when every target port is admitted.
+
+    The answer depends only on the view and the Service's selector and target ports, and every
+    re-apply of a LoadBalancer asks again: it is remembered in the view (views never change; a
+    changed namespace is a new view with an empty memo).
     """
     spec = netpol.spec_of(service)
     selector = spec.get("selector")
     if not selector or not (type(selector) is dict or isinstance(selector, Mapping)):
         return []
+    ports = _target_ports(spec)
+    try:
+        key = (tuple(selector.items()), tuple(ports))
+        known = view.memo.get(key)
+    except TypeError:  # a list or map where a label value or port belongs: not hashable
+        key, known = None, None
+    if known is None:
+        known = _unreachable(selector, ports, view)
+        if key is not None:
+            view.remember(key, known)
+    return list(known)
+
+
+def _unreachable(selector: Mapping[str, Any], ports: list[tuple[str, int | str]],
+                 view: NamespaceView) -> tuple[str, ...]:
     labels = {str(k): str(v) for k, v in selector.items()}
     rules = [rule for policy in view.policies.values() if policy.external_ingress
              and netpol.selector_matches(policy.pod_selector, labels)
              for rule in policy.external_ingress]
-    return [f"{port}/{protocol}" for protocol, port in _target_ports(spec)
-            if not netpol.port_admitted(rules, protocol, port)]
+    return tuple(f"{port}/{protocol}" for protocol, port in ports
+                 if not netpol.port_admitted(rules, protocol, port))
 
 
 def unreachable_warning(namespace: str, name: str, ports: list[str]) -> str:

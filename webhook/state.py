@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from webhook import netpol
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+MEMO_SIZE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,8 @@ class NamespaceView:
     # reads both, and a view is read by many decisions.
     _ingress_guards: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _cancelling: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # Answers worked out from this view, for callers that ask the same again (see `remember`).
+    memo: dict[Any, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         guards = cancelling = ()
@@ -59,6 +62,15 @@ class NamespaceView:
             cancelling = tuple(sorted(p.name for p in self.policies.values() if p.allows_all_ingress))
         object.__setattr__(self, "_ingress_guards", guards)
         object.__setattr__(self, "_cancelling", cancelling)
+        object.__setattr__(self, "memo", {})
+
+    def remember(self, key: Any, answer: Any) -> None:
+        """Keep `answer` in `memo` under `key`. The view itself never changes, so neither does
+        an answer worked out from it; at most MEMO_SIZE are kept (keys come from requests), and
+        threads that race here store the same answer."""
+        if len(self.memo) >= MEMO_SIZE:
+            self.memo.clear()
+        self.memo[key] = answer
 
     def default_deny_policies(self, direction: str = netpol.INGRESS) -> list[str]:
         if direction == netpol.INGRESS:
