@@ -106,6 +106,7 @@ def run(rate: float, seconds: float, warmup: float, workers: int, threads: int,
         warm = ReviewStream(scenarios, seconds=warmup, **target)
         warm_result = warm.run()
         start_rss = worker_rss(server)
+        time.sleep(0.5)  # workers write audit lines every 10 ms: let the warm-up's last ones land
         audit_before = _lines(work / "netguard.out")
 
         print(f"soak: {seconds:.0f} s at {rate:.0f} req/s, workers {sorted(start_rss)}", file=sys.stderr)
@@ -123,7 +124,7 @@ def run(rate: float, seconds: float, warmup: float, workers: int, threads: int,
         result = soak.run()
         done.set()
         sampler.join()
-        time.sleep(0.5)  # the last audit lines of answered requests
+        time.sleep(0.5)  # the last audit lines of answered requests (written every 10 ms)
         end_rss = worker_rss(server)
         audit_lines = _lines(work / "netguard.out") - audit_before
     finally:
