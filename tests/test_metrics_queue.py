@@ -42,7 +42,6 @@ def test_a_call_is_counted_by_the_next_flush_not_before():
     assert allowed_count(metrics.registry) == 1
     assert duration(metrics.registry, "count") == 1
     assert duration(metrics.registry, "sum") == 0.002
-    assert duration(metrics.registry, "bucket") is None  # (bucket needs its le label)
     assert metrics.registry.get_sample_value("netguard_admission_duration_seconds_bucket",
                                              {"stage": "validate", "le": "0.005"}) == 1
 

@@ -29,7 +29,7 @@ import time
 from typing import Any, Iterable, Iterator, TextIO
 
 from webhook import jsoncodec
-from webhook.background import PeriodicFlush
+from webhook.background import PeriodicFlush, take_queued
 from webhook.outcome import Decision
 from webhook.review import AdmissionRequest
 
@@ -182,10 +182,7 @@ class AuditLog:
     def flush(self) -> None:
         """Write every record queued so far, in order."""
         with self._flush_lock:
-            queue = self._queue
-            # Exactly those queued so far (popleft and append are each atomic): one taken
-            # meanwhile waits for the next flush, none is lost or written twice.
-            records = [queue.popleft() for _ in range(len(queue))]
+            records = take_queued(self._queue)
             if records:
                 self._write_lines([_encode(r) for r in records])
 

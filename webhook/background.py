@@ -9,11 +9,20 @@ batches it costs a fraction of what it cost on every call. Start it in the proce
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import threading
-from typing import Callable
+from typing import Callable, TypeVar
 
 log = logging.getLogger("netguard")
+T = TypeVar("T")
+
+
+def take_queued(queue: collections.deque[T]) -> list[T]:
+    """Exactly the items queued so far, oldest first. popleft and append are each atomic, so an
+    item appended meanwhile waits for the next take, and none is lost or taken twice. Call it
+    under the flush's own lock, so that two flushes keep the queue's order."""
+    return [queue.popleft() for _ in range(len(queue))]
 
 
 class PeriodicFlush:

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
-from webhook.background import PeriodicFlush
+from webhook.background import PeriodicFlush, take_queued
 from webhook.outcome import Decision
 from webhook.review import AdmissionRequest
 
@@ -99,12 +99,8 @@ class Metrics:
     def flush(self) -> None:
         """Write the queued calls' counts into prometheus_client: one inc(n) per label set."""
         with self._flush_lock:
-            pending = self._pending
             counts: collections.Counter[tuple[Any, tuple[str, ...]]] = collections.Counter()
-            # Exactly the calls queued so far: appends from other threads meanwhile wait for
-            # the next flush (popleft and append are each atomic, so none is lost or seen twice).
-            for _ in range(len(pending)):
-                stage, seconds, counter, values = pending.popleft()
+            for stage, seconds, counter, values in take_queued(self._pending):
                 self._child(self.duration, (stage,)).observe(seconds)
                 counts[(counter, values)] += 1
             for (counter, values), n in counts.items():
