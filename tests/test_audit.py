@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from webhook import jsoncodec
 from webhook.audit import FIELDS, AuditLog, AuditRecord, _whole_lines_up_to_pipe_buf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,3 +226,24 @@ def test_lines_are_joined_whole_into_writes_of_at_most_pipe_buf(sizes):
         assert len(chunk) <= select.PIPE_BUF or chunk.count(b"\n") == 1
     # As few writes as that allows: no two neighbouring chunks would fit in one.
     assert all(len(a) + len(b) > select.PIPE_BUF for a, b in zip(chunks, chunks[1:]))
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.0000004, 0.0000006, 0.0012346, 0.25, 1.9999996, 29.123456789])
+def test_durations_are_milliseconds_to_the_microsecond(seconds):
+    from webhook.audit import _milliseconds
+
+    assert _milliseconds(seconds) == round(seconds * 1000, 3)
+
+
+def test_an_answered_record_carries_the_decision_and_the_request():
+    from tests.reviews import make_request
+    from webhook.outcome import allow
+
+    record = AuditRecord("validate")
+    record.request(make_request())
+    record.decision(allow("ok", rule="r", warnings=["w1", "w2"]), "cache", "42")
+    fields = record.finish()
+    assert list(fields) == list(FIELDS)
+    assert (fields["allowed"], fields["decision"], fields["rule"], fields["warnings"]) == (True, "warn", "r", ("w1", "w2"))
+    assert (fields["patched_labels"], fields["state"], fields["resource_version"]) == ({}, "cache", "42")
+    assert json.loads(jsoncodec.dumps(fields))["warnings"] == ["w1", "w2"]
