@@ -44,10 +44,18 @@ if OUT:
     audit.AuditLog.write = timed("audit log (whole write)", audit.AuditLog.write)
     audit.AuditRecord.finish = timed("audit: finish the record", audit.AuditRecord.finish)
     metrics.Metrics.observe = timed("metrics.observe", metrics.Metrics.observe)
+    # The writer and flush threads work in batches: their time is shown per admission call.
+    metrics.Metrics.flush = timed("metrics flush (batch)", metrics.Metrics.flush)
+    audit.AuditLog.flush = timed("audit flush (batch)", audit.AuditLog.flush)
+    SHARED = ("metrics flush (batch)", "audit flush (batch)")
 
     def dump() -> None:
         if calls:
-            lines = [f"{name}\t{total[name] / calls[name] / 1000:.1f}\t{calls[name]}" for name in calls]
+            per_call = calls["whole call (review)"] or 1
+            lines = [f"{name}\t{total[name] / calls[name] / 1000:.1f}\t{calls[name]}" for name in calls
+                     if name not in SHARED]
+            lines += [f"{name[:-8]}, per call\t{total[name] / per_call / 1000:.1f}\t{per_call}"
+                      for name in SHARED if calls[name]]
             with open(os.path.join(OUT, str(os.getpid())), "w", encoding="utf-8") as f:
                 f.write("\n".join(lines) + "\n")
 
