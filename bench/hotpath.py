@@ -63,6 +63,7 @@ def build_app(audit_path: Path):
     from webhook.config import default_settings
     from webhook.metrics import Metrics
     from webhook.offline import OfflineInventory
+    from webhook.serving import settle_heap
 
     admission = Admission(default_settings(), OfflineInventory.from_path(SHOP_OBJECTS))
     audit = AuditLog(audit_path.open("w", encoding="utf-8"))
@@ -72,6 +73,7 @@ def build_app(audit_path: Path):
     # flushes every 100 calls, so each call's step includes its share of a flush.
     metrics = Metrics(max_pending=100)
     app = create_app(admission, audit, metrics)
+    settle_heap()  # as NetguardServer.load does in each served worker
     app.wsgi_app = writer_share(app.wsgi_app, audit)
     return app, admission, audit, metrics
 
