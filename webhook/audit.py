@@ -77,6 +77,7 @@ class AuditRecord:
         self._req = req
 
     def decision(self, decision: Decision, state: str, resource_version: str = "") -> None:
+        """The decision on the request given to `request` (called after it)."""
         self._decision, self._state = decision, state
         self._resource_version = resource_version or None
 
@@ -116,8 +117,9 @@ class AuditRecord:
         }
 
     def _finish_unanswered(self) -> dict[str, Any]:
-        """A call refused before or without a decision: request fields it may lack are null."""
-        req, decision = self._req, self._decision
+        """A call refused before it had a decision (a decision is only recorded after its
+        request): the decision's fields are null, and so are the request's when it had none."""
+        req = self._req
         return {  # in FIELDS order
             "time": _timestamp(self._time),
             "uid": req and req.uid,
@@ -129,14 +131,14 @@ class AuditRecord:
             "user": req and req.user,
             "field_manager": req and req.field_manager,
             "dry_run": req.dry_run if req else False,
-            "allowed": decision and decision.allowed,
-            "decision": decision and decision.verdict,
-            "rule": decision and decision.rule,
-            "reason": decision and decision.reason,
-            "warnings": list(decision.warnings) if decision else [],
-            "patched_labels": dict(decision.patched_labels) if decision else {},
-            "state": self._state,
-            "resource_version": self._resource_version,
+            "allowed": None,
+            "decision": None,
+            "rule": None,
+            "reason": None,
+            "warnings": [],
+            "patched_labels": {},
+            "state": None,
+            "resource_version": None,
             "http_status": self._status,
             "error": self._error,
             "duration_ms": _milliseconds(self._duration),

@@ -54,7 +54,7 @@ if OUT:
             per_call = calls["whole call (review)"] or 1
             lines = [f"{name}\t{total[name] / calls[name] / 1000:.1f}\t{calls[name]}" for name in calls
                      if name not in SHARED]
-            lines += [f"{name[:-8]}, per call\t{total[name] / per_call / 1000:.1f}\t{per_call}"
+            lines += [f"{name.replace(' (batch)', '')}, per call\t{total[name] / per_call / 1000:.1f}\t{per_call}"
                       for name in SHARED if calls[name]]
             with open(os.path.join(OUT, str(os.getpid())), "w", encoding="utf-8") as f:
                 f.write("\n".join(lines) + "\n")
