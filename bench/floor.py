@@ -1,7 +1,7 @@
 """The floor: the cheapest server that could answer kube-apiserver like netguard does.
 
 A bare WSGI app that reads the request body (as any server must) and returns a precomputed
-AdmissionReview response, served by webhook.serving.NetguardServer with the same ServeOptions
+AdmissionReview response, served by webhook.serve.server.NetguardServer with the same ServeOptions
 `netguard serve` builds. gunicorn settings (gthread, workers x threads, keepalive 120 s, TLS from
 the same tls.crt/tls.key, no access log) are therefore identical by construction; the difference
 netguard vs floor is what netguard's Python does per request (Flask, JSON, rules, audit, metrics).
@@ -32,16 +32,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import scenarios  # noqa: E402  (bench/scenarios.py)
-from webhook.serving import NetguardServer, ServeOptions  # noqa: E402
+from webhook.serve.server import NetguardServer, ServeOptions# noqa: E402
 
 
 def netguard_answers() -> dict[str, bytes]:
     """What netguard answers, in-process, for each scenario body: {response name: bytes}."""
-    from webhook.admission import Admission
-    from webhook.app import create_app
-    from webhook.audit import AuditLog
-    from webhook.config import default_settings
-    from webhook.offline import OfflineInventory
+    from webhook.serve.admission import Admission
+    from webhook.serve.app import create_app
+    from webhook.serve.auditlog import AuditLog
+    from webhook.core.settings import default_settings
+    from webhook.inventory.offline import OfflineInventory
 
     inventory = OfflineInventory.from_path(scenarios.SHOP_OBJECTS)
     app = create_app(Admission(default_settings(), inventory), AuditLog(io.StringIO()))

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/hotpath.py [--requests 5000] [--pyspy SECONDS] [--top 20]
 
-1. Components, in-process (no HTTP, no TLS): each step of webhook/app.py's `review()` timed
+1. Components, in-process (no HTTP, no TLS): each step of webhook/serve/endpoints.py's `review()` timed
    alone over --requests iterations per scenario, and the whole Flask call (`app.wsgi_app` with a
    gunicorn-like environ), so "Flask/werkzeug + glue" = whole call - sum of the steps. Metrics run
    in prometheus multiprocess mode (as under `netguard serve`); the audit log goes to a real file.
@@ -57,13 +57,13 @@ def per_call_us(fn: Callable[[], Any], n: int, repeats: int = 3) -> float:
 
 
 def build_app(audit_path: Path):
-    from webhook.admission import Admission
-    from webhook.app import create_app
-    from webhook.audit import AuditLog
-    from webhook.config import default_settings
-    from webhook.metrics import Metrics
-    from webhook.offline import OfflineInventory
-    from webhook.serving import settle_heap
+    from webhook.serve.admission import Admission
+    from webhook.serve.app import create_app
+    from webhook.serve.auditlog import AuditLog
+    from webhook.core.settings import default_settings
+    from webhook.serve.metrics import Metrics
+    from webhook.inventory.offline import OfflineInventory
+    from webhook.serve.server import settle_heap
 
     admission = Admission(default_settings(), OfflineInventory.from_path(SHOP_OBJECTS))
     audit = AuditLog(audit_path.open("w", encoding="utf-8"))
@@ -137,14 +137,14 @@ def call(app, make_env) -> bytes:
 
 
 class Timed:
-    """Timing wrappers around the functions webhook/endpoints.py's review() calls, so each step
+    """Timing wrappers around the functions webhook/serve/endpoints.py's review() calls, so each step
     is measured in context (inside real WSGI calls, with the caches as they really are)."""
 
     def __init__(self) -> None:
-        import webhook.endpoints as app_module
-        from webhook.admission import Admission
-        from webhook.audit import AuditLog
-        from webhook.metrics import Metrics
+        import webhook.serve.endpoints as app_module
+        from webhook.serve.admission import Admission
+        from webhook.serve.auditlog import AuditLog
+        from webhook.serve.metrics import Metrics
 
         self.totals: collections.Counter[str] = collections.Counter()
         self.targets = [
@@ -186,7 +186,7 @@ class Timed:
 
 def components(n: int) -> tuple[list[str], Any]:
     import floor
-    from webhook import jsoncodec
+    from webhook.wire import jsoncodec
 
     app, _admission, _audit, _metrics = build_app(WORK / "audit.log")
     answers = floor.netguard_answers()
@@ -247,11 +247,11 @@ def components(n: int) -> tuple[list[str], Any]:
 CATEGORIES = (  # (substring of the frame's file, category); first match from the leaf wins
     ("ssl.py", "TLS (ssl.py: handshake, encrypt/decrypt)"),
     ("json/", "JSON encode/decode (json module)"),
-    ("webhook/audit.py", "audit log (build, encode, write)"),
+    ("webhook/serve/auditlog.py", "audit log (build, encode, write)"),
     ("prometheus_client/", "metrics (prometheus_client)"),
-    ("webhook/metrics.py", "metrics (prometheus_client)"),
-    ("webhook/review.py", "netguard parse/build review"),
-    ("webhook/app.py", "netguard app.py glue"),
+    ("webhook/serve/metrics.py", "metrics (prometheus_client)"),
+    ("webhook/wire/", "netguard parse/build review"),
+    ("webhook/serve/", "netguard serving glue"),
     ("webhook/", "netguard rules + inventory"),
     ("werkzeug/", "Flask/werkzeug"),
     ("flask/", "Flask/werkzeug"),
@@ -376,7 +376,7 @@ def plain_floor_cpu(port: int, s, body: Path, seconds: int) -> dict[str, Any]:
         "import sys; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
         "import floor\n"
         "from pathlib import Path\n"
-        "from webhook.serving import NetguardServer, ServeOptions\n"
+        "from webhook.serve.server import NetguardServer, ServeOptions\n"
         "class Plain(NetguardServer):\n"
         "    def load_config(self):\n"
         "        super().load_config()\n"

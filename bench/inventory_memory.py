@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client  # noqa: E402
 
-from webhook.cluster import ClusterInventory  # noqa: E402
-from webhook.watch import Timing  # noqa: E402
+from webhook.inventory.cluster import ClusterInventory# noqa: E402
+from webhook.inventory.watch import Timing# noqa: E402
 
 MIB = 1024 * 1024
 

@@ -19,8 +19,11 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from webhook.config import Action, DryRunMode, Settings, default_settings
-from webhook.review import AdmissionRequest, parse_review
+from webhook.core.options import Action
+from webhook.core.rules.loadbalancer import DryRunMode
+from webhook.core.settings import Settings, default_settings
+from webhook.core.request import AdmissionRequest
+from webhook.wire.review import parse_review
 
 FIXTURES = Path(__file__).parent / "fixtures" / "apiserver-reviews"
 
@@ -184,10 +187,10 @@ def settings(*, actions: Mapping[str, str] | None = None, dry_run: str | None = 
     base = default_settings()
     rules = dict(base.rules)
     for rule, action in (actions or {}).items():
-        rules[rule] = dataclasses.replace(rules[rule], action=Action(action))
+        rules[rule] = rules[rule].replace(action=Action(action))
     if dry_run is not None:
         name = "loadbalancer-requires-default-deny"
-        rules[name] = dataclasses.replace(rules[name], dry_run=DryRunMode(dry_run))
+        rules[name] = rules[name].replace(dry_run=DryRunMode(dry_run))
     labels = base.labels
     label_changes = {k: v for k, v in (("prefix", prefix), ("from_namespace", from_namespace),
                                        ("required", required)) if v is not None}

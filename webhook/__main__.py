@@ -1,5 +1,5 @@
 """`python -m webhook` is `netguard`."""
 
-from webhook.cli import main
+from webhook.cli.main import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""A real etcd and kube-apiserver on 127.0.0.1 for end-to-end tests (DESIGN.md section 5).
+"""A real etcd and kube-apiserver on 127.0.0.1 for end-to-end tests (docs/design.md, End-to-end tests).
 
 The binaries come from `KUBEBUILDER_ASSETS`, a folder holding `kube-apiserver` and `etcd` (the
 envtest convention; `setup-envtest use -p path` prints one). etcd may also come from PATH
@@ -427,7 +427,7 @@ class Etcd(_Process):
 
 
 class KubeApiServer(_Process):
-    """kube-apiserver with exactly the flags of DESIGN.md section 5."""
+    """kube-apiserver with exactly the flags of docs/design.md, End-to-end tests."""
 
     name = "kube-apiserver"
 

@@ -16,7 +16,7 @@ def test_kubectl_apply_of_policy_and_service_in_one_file_is_admitted(kube, netgu
     for _ in range(5):
         namespace = kube.new_namespace("e2e-apply")
         manifest = tmp_path / f"{namespace}.yaml"
-        # Document order is apply order: the policy, then the Service (DESIGN.md section 3).
+        # Document order is apply order: the policy, then the Service (docs/design.md, Delivery pipelines).
         manifest.write_text(yaml_documents(default_deny(namespace=namespace),
                                            service("web", namespace=namespace)))
         result = kubectl.run("apply", "-f", str(manifest))

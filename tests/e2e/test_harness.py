@@ -319,7 +319,7 @@ def test_the_pki_and_kubeconfig_work_over_tls_with_the_kubernetes_client_and_kub
     """The serving certificate verifies for 127.0.0.1, the server accepts the admin's client
     certificate, and the subject it sees is O=system:masters. Under a (dead) proxy, as conftest
     sets it up: loopback must bypass it."""
-    from webhook.watch import RawApi
+    from webhook.inventory.kube import RawApi
 
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")

@@ -1,0 +1,116 @@
+"""The reachability and source-range warnings on an admitted LoadBalancer."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reviews import make_request, policy, service, settings
+from webhook.core import decide, netpol
+from webhook.core.config import parse_settings
+from webhook.inventory.offline import OfflineInventory
+
+DENY = policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress"]})
+NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+
+
+def warnings_for(svc, *policies, config=None):
+    view = OfflineInventory([NS, DENY, *policies]).view("shop")
+    decision = decide.validate(make_request(obj=svc), view, config or settings())
+    assert decision.allowed
+    return decision.warnings
+
+
+def allow(name, selector, rule):
+    return policy(name, {"podSelector": selector, "ingress": [rule]})
+
+
+WEB = {"matchLabels": {"app": "web"}}
+FROM_OUTSIDE = {"from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}
+
+
+@pytest.mark.parametrize("policies, dropped", [
+    pytest.param([], True, id="only-default-deny"),
+    pytest.param([allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": 8080}]})], False, id="ipblock-on-port"),
+    pytest.param([allow("a", WEB, {})], False, id="empty-rule-admits-all"),
+    pytest.param([allow("a", WEB, {"ports": [{"port": 8080, "protocol": "TCP"}]})], False, id="no-from-any-source"),
+    pytest.param([allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": 9090}]})], True, id="other-port"),
+    pytest.param([allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": 8000, "endPort": 8100}]})], False,
+                 id="port-range"),
+    pytest.param([allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": 8080, "protocol": "UDP"}]})], True,
+                 id="other-protocol"),
+    pytest.param([allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": "http"}]})], False,
+                 id="named-port-unknown-counts-as-open"),
+    pytest.param([allow("a", WEB, {"from": [{"podSelector": {}}]})], True, id="pod-peers-are-not-outside"),
+    pytest.param([allow("a", {"matchLabels": {"app": "db"}}, FROM_OUTSIDE)], True, id="selects-other-pods"),
+    pytest.param([allow("a", {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "x"]}]},
+                        FROM_OUTSIDE)], False, id="expression-in"),
+    pytest.param([allow("a", {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]},
+                        FROM_OUTSIDE)], True, id="expression-notin"),
+    pytest.param([policy("eg", {"podSelector": WEB, "policyTypes": ["Egress"],
+                                "egress": [{}]})], True, id="egress-only-policy"),
+])
+def test_traffic_dropped_warning(policies, dropped):
+    warnings = warnings_for(service("web", type="LoadBalancer"), *policies)
+    hit = [w for w in warnings if "no NetworkPolicy admits outside traffic" in w]
+    assert bool(hit) is dropped
+    if dropped:
+        assert hit[0] == ("LoadBalancer shop/web: no NetworkPolicy admits outside traffic to its pods "
+                          "on 8080/TCP; it will be dropped")
+        assert len(hit[0]) < 120
+
+
+def test_only_the_closed_ports_are_named():
+    svc = service("web", type="LoadBalancer", ports=[
+        {"name": "a", "port": 80, "targetPort": 8080}, {"name": "b", "port": 443, "targetPort": 8443},
+        {"name": "c", "port": 53, "protocol": "UDP"}])
+    (warning,) = warnings_for(svc, allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": 8080}]}))
+    assert "on 8443/TCP, 53/UDP;" in warning
+
+
+def test_service_without_selector_is_not_judged():
+    assert warnings_for(service("web", type="LoadBalancer", selector=None)) == ()
+
+
+@pytest.mark.parametrize("ranges, warned", [
+    pytest.param(None, True, id="missing"),
+    pytest.param(["0.0.0.0/0"], True, id="everything"),
+    pytest.param(["203.0.113.0/24"], False, id="restricted"),
+])
+def test_source_ranges_warning_when_configured(ranges, warned):
+    extra = {} if ranges is None else {"loadBalancerSourceRanges": ranges}
+    svc = service("web", type="LoadBalancer", **extra)
+    opened = allow("a", WEB, FROM_OUTSIDE)
+    config = parse_settings("rules: {loadbalancer-requires-default-deny: {sourceRanges: warn}}")
+    assert any("open to every address" in w for w in warnings_for(svc, opened, config=config)) is warned
+    # Not asked for: never warned.
+    assert not any("open to every address" in w for w in warnings_for(svc, opened))
+
+
+def test_selector_matching_against_service_labels():
+    selector = netpol.frozen_selector({"matchLabels": {"app": "web"},
+                                       "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]})
+    assert netpol.selector_matches(selector, {"app": "web"})
+    assert not netpol.selector_matches(selector, {"app": "web", "tier": "front"})
+    assert not netpol.selector_matches(selector, {"app": "api"})
+
+
+def test_each_view_gives_its_own_answer_and_a_changed_view_a_new_one():
+    from webhook.core.reachability import unreachable_ports
+    svc = service("web", type="LoadBalancer")  # selector app=web, target port 8080
+    view = OfflineInventory([NS, DENY]).view("shop")
+    assert unreachable_ports(svc, view) == ["8080/TCP"]
+    assert unreachable_ports(svc, view) == ["8080/TCP"]  # asked again, same answer
+    # Same selector, other port: another answer.
+    other = service("web", type="LoadBalancer", ports=[{"port": 80, "targetPort": 9090}])
+    assert unreachable_ports(other, view) == ["9090/TCP"]
+    opened = view.with_policy(allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": 8080}]}))
+    assert unreachable_ports(svc, opened) == []
+    assert unreachable_ports(svc, view) == ["8080/TCP"]  # the old view keeps its own answer
+
+
+def test_a_selector_value_that_cannot_be_a_key_is_still_judged():
+    from webhook.core.reachability import unreachable_ports
+    svc = service("web", type="LoadBalancer", selector={"app": ["web"]})  # a list: unhashable
+    view = OfflineInventory([NS, DENY]).view("shop")
+    assert unreachable_ports(svc, view) == ["8080/TCP"]
+

@@ -1,0 +1,1 @@
+"""The `netguard` command: serve, certs, manifests, check, audit."""

@@ -1,0 +1,303 @@
+"""`netguard check`: what the webhook would answer for a set of manifests, before they are applied.
+
+For CI and pre-commit: it reads manifests offline with webhook.objects (files, folders searched
+recursively for *.yaml / *.yml / *.json, `-` for stdin; multi-document YAML; `kind: List`
+unwrapped) and runs each Service and NetworkPolicy through the same sequence the apiserver
+drives: `decide.mutate` on a synthetic CREATE request, the resulting JSON patch applied to the
+object, then `decide.validate` on the mutated object. Same rules, same label derivation, same
+messages as the server.
+
+Cluster state comes from the set itself: its Namespaces, NetworkPolicies and LoadBalancer
+Services. Every policy of the set counts for every Service of the set, because Helm and Argo CD
+create NetworkPolicies before Services (docs/design.md, Delivery pipelines) -- except a policy netguard itself
+would refuse, which never gets persisted. With `--cluster`, the live cluster's objects are added
+underneath; a manifest replaces the cluster object of the same kind, namespace and name.
+Every object is checked as a CREATE, even one that already exists in the cluster.
+
+Flux is the exception to "policies first": it dry-runs a whole stage before applying any of it,
+so a LoadBalancer Service in the same stage as its namespace's only default-deny policy is denied
+at dry-run. `check` warns about such pairs (the warning does not change the exit code).
+
+Exit status: 0 nothing denied, 1 something denied, 2 unreadable input or configuration, or
+cluster not reachable. All inputs are read and parsed before anything is evaluated, so an error
+never leaves half a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Mapping, Sequence, TextIO
+
+from webhook.cli.configfile import load_settings_or_default
+from webhook.cli.results import CheckReport, Result, SetWarning, Skipped
+from webhook.core import decide, messages, netpol
+from webhook.core.config import ConfigError
+from webhook.core.labels import is_load_balancer
+from webhook.core.options import Action
+from webhook.core.outcome import Verdict
+from webhook.core.patches import apply_patch
+from webhook.core.request import AdmissionRequest
+from webhook.core.rules.loadbalancer import NAME as LOADBALANCER_RULE
+from webhook.core.rules.loadbalancer import DryRunMode
+from webhook.core.settings import Settings
+from webhook.core.view import PolicySummary
+from webhook.inventory.kube import ClusterError, ClusterObjects, list_cluster
+from webhook.inventory.objects import InputError, Manifest, read_manifests
+from webhook.inventory.offline import OfflineInventory
+from webhook.inventory.views import STATE_KINDS
+from webhook.wire.review import MalformedReview, parse_review
+
+FORMATS = ("text", "json", "junit", "github")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _reviewed(m: Manifest) -> bool:
+    return (m.group, m.kind) in decide.REVIEWED
+
+
+def _is_state(m: Manifest) -> bool:
+    return (m.group, m.kind) in STATE_KINDS
+
+
+def _object_problems(m: Manifest) -> list[str]:
+    """Why the apiserver would refuse this object before any webhook sees it (so it cannot be
+    checked). Only for objects the reader found to have the shape of one."""
+    if not (_reviewed(m) or _is_state(m)):
+        return []
+    where = m.where
+    name, namespace = m.metadata.get("name"), m.metadata.get("namespace")
+    if not isinstance(name, str) or not name:
+        return [f"{where}: {m.kind} has no metadata.name"]
+    if namespace is not None and not isinstance(namespace, str):
+        return [f"{where}: {m.kind} {name}: metadata.namespace must be a string"]
+    if _reviewed(m):
+        try:
+            synthetic_request(m, "check-0")
+        except MalformedReview as exc:
+            what = str(exc).removeprefix("request.object.")
+            return [f"{where}: {m.kind} {m.namespace}/{m.name}: {what}"]
+    return []
+
+
+def read_inputs(paths: Sequence[str], stdin: TextIO | None = None) -> list[Manifest]:
+    """Every object of every input (webhook.objects.read_manifests), plus what would make the
+    apiserver refuse a Service, NetworkPolicy or Namespace: all reported at once, before
+    anything is evaluated."""
+    return read_manifests(paths, stdin, vet=_object_problems,
+                          notice=lambda message: print(f"netguard check: {message}", file=sys.stderr))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def synthetic_request(m: Manifest, uid: str) -> AdmissionRequest:
+    """The AdmissionRequest the apiserver would send for `kubectl create` of this object,
+    through the same parser the server uses, so the same malformed objects are refused."""
+    obj = dict(m.obj)
+    # The apiserver fills in the namespace before admission.
+    obj["metadata"] = {**m.metadata, "namespace": m.namespace}
+    _, _, version = m.api_version.rpartition("/")
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": m.group, "version": version, "kind": m.kind},
+            "namespace": m.namespace,
+            "name": m.name,
+            "operation": "CREATE",
+            "userInfo": {"username": "netguard-check"},
+            "object": obj,
+            "oldObject": None,
+            "dryRun": False,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1",
+                        "fieldManager": "netguard-check"},
+        },
+    }
+    return parse_review(body)
+
+
+def review(m: Manifest, uid: str, inventory: OfflineInventory, settings: Settings) -> Result:
+    """mutate, apply its patch, validate the result: the apiserver's order of webhook calls."""
+    req = synthetic_request(m, uid)
+    view = inventory.view(req.namespace)
+    mutated = decide.mutate(req, view, settings)
+    final, warnings = mutated, mutated.warnings
+    if mutated.allowed:
+        obj = apply_patch(req.object or {}, mutated.patch) if mutated.patch else req.object
+        final = decide.validate(req._replace(object=obj), view, settings)
+        warnings = mutated.warnings + final.warnings
+    verdict = final.verdict
+    if final.allowed and warnings and verdict == Verdict.ALLOW:
+        verdict = Verdict.WARN
+    return Result(kind=m.kind, namespace=req.namespace, name=req.name, source=m.source,
+                  line=m.line, decision=verdict, allowed=final.allowed, rule=final.rule,
+                  reason=final.reason, message=final.message if not final.allowed else "",
+                  warnings=tuple(warnings), labels=dict(mutated.patched_labels))
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    metadata = obj.get("metadata") or {}
+    kind = str(obj.get("kind") or "")
+    namespace = "" if kind == "Namespace" else str(metadata.get("namespace") or "default")
+    return kind, namespace, str(metadata.get("name") or "")
+
+
+def _inventory(cluster: Sequence[Mapping[str, Any]], manifests: Sequence[Manifest]) -> OfflineInventory:
+    """Cluster objects overlaid with the manifests' (same kind, namespace and name: the manifest)."""
+    merged: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+    for obj in cluster:
+        merged[_key(obj)] = obj
+    for m in manifests:
+        merged[_key(m.obj)] = m.obj
+    return OfflineInventory(merged.values())
+
+
+def _default_deny_ingress(policy: Mapping[str, Any]) -> bool:
+    return netpol.INGRESS in PolicySummary.of(policy).default_deny
+
+
+def _same_set_warnings(manifests: Sequence[Manifest], results: Mapping[int, Result],
+                       settings: Settings, cluster: ClusterObjects | None) -> list[SetWarning]:
+    """LoadBalancer Services admitted only thanks to a default-deny policy of the same set.
+
+    Flux dry-runs a whole stage before applying it, and the dry-run sees the cluster as it
+    stands: without a default-deny there, the Service is denied at dry-run.
+    """
+    rule = settings.rule(LOADBALANCER_RULE)
+    if rule.action != Action.DENY or rule.dry_run != DryRunMode.SAME:
+        return []  # dry-run requests are not denied: nothing to split
+    guarded: set[str] = set()
+    existing: set[tuple[str, str]] = set()
+    if cluster is not None:
+        guarded = {_key(p)[1] for p in cluster.policies if _default_deny_ingress(p)}
+        # Already a LoadBalancer: the dry-run is an UPDATE, which only warns.
+        existing = {_key(s)[1:] for s in cluster.services if is_load_balancer(s)}
+    policies: dict[str, list[Manifest]] = {}
+    for index, m in enumerate(manifests):
+        if m.kind == "NetworkPolicy" and _reviewed(m) and results[index].allowed \
+                and _default_deny_ingress(m.obj):
+            policies.setdefault(m.namespace, []).append(m)
+    found = []
+    for index, m in enumerate(manifests):
+        ns = m.namespace
+        if m.kind != "Service" or not _reviewed(m) or not is_load_balancer(m.obj) \
+                or not results[index].allowed or ns in settings.exempt_namespaces \
+                or ns not in policies or ns in guarded or (ns, m.name) in existing:
+            continue
+        found.append(SetWarning(_same_set_message(m, policies[ns]), m.source, m.line,
+                                m.kind, ns, m.name))
+    return found
+
+
+def _same_set_message(service: Manifest, policies: Sequence[Manifest]) -> str:
+    ns = service.namespace
+    named = [f"{p.name} ({p.where})" for p in policies]
+    which = (f"NetworkPolicy {ns}/{named[0]}, the only default-deny ingress policy"
+             if len(named) == 1 else
+             f"NetworkPolicies {messages.listing(f'{ns}/{n}' for n in named)}, the only "
+             "default-deny ingress policies")
+    return (
+        f"LoadBalancer Service {ns}/{service.name} ({service.where}) and {which} of namespace {ns}, "
+        "are in the same set: Flux dry-runs a whole stage before applying any of it, so the Service "
+        "would be denied at dry-run (Helm and Argo CD create policies first and are not affected). "
+        "Put the policy in an earlier Flux Kustomization that the Service's Kustomization dependsOn, "
+        "or set rules.loadbalancer-requires-default-deny.dryRun: warn in netguard's configuration."
+    )
+
+
+def check(manifests: Sequence[Manifest], settings: Settings,
+          cluster: ClusterObjects | None = None) -> CheckReport:
+    """What the webhook would answer for each manifest. Pure: no I/O.
+
+    Raises InputError when an object cannot be evaluated at all (the server would answer 422).
+    """
+    cluster_objects = [*cluster.namespaces, *cluster.policies, *cluster.services] if cluster else []
+    state = [(i, m) for i, m in enumerate(manifests) if _is_state(m)]
+    uids = {i: f"check-{n}" for n, i in enumerate(
+        (i for i, m in enumerate(manifests) if _reviewed(m)), start=1)}
+    results: dict[int, Result] = {}
+    problems: list[str] = []
+
+    def run(kind: str, inventory: OfflineInventory) -> None:
+        for index, m in enumerate(manifests):
+            if _reviewed(m) and m.kind == kind:
+                try:
+                    results[index] = review(m, uids[index], inventory, settings)
+                except Exception as exc:  # an object of an impossible shape trips a rule
+                    problems.append(f"{m.where}: {m.kind} {m.namespace}/{m.name} could not be "
+                                    f"evaluated: {type(exc).__name__}: {exc}")
+
+    # Policies first, as Helm and Argo CD apply them; a policy netguard refuses is never
+    # persisted, so it does not count for the Services.
+    run("NetworkPolicy", _inventory(cluster_objects, [m for _, m in state]))
+    refused = {i for i, r in results.items() if not r.allowed}
+    run("Service", _inventory(cluster_objects, [m for i, m in state if i not in refused]))
+    if problems:
+        raise InputError(problems)
+
+    skipped = tuple(
+        Skipped(m.kind, m.api_version, m.namespace if m.metadata.get("namespace") else "",
+                m.name, m.source, m.line,
+                "cluster state only: netguard does not review Namespaces" if _is_state(m) else
+                f"netguard does not review {m.kind} ({m.api_version})")
+        for m in manifests if not _reviewed(m))
+    return CheckReport(results=tuple(results[i] for i in sorted(results)), skipped=skipped,
+                       warnings=tuple(_same_set_warnings(manifests, results, settings, cluster)))
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netguard check",
+        description="Evaluate Kubernetes manifests offline with the webhook's rules: what would be "
+                    "denied, warned, and which labels mutation would add. Exit 1 when something "
+                    "is denied, 0 when nothing is, 2 for unreadable input or configuration.")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="manifest file, folder (searched recursively for *.yaml, *.yml, "
+                             "*.json), or - for stdin")
+    parser.add_argument("--config", help="YAML configuration file (default: built-in defaults)")
+    parser.add_argument("--format", choices=FORMATS, default="text",
+                        help="text (default), json, junit (JUnit XML), github (workflow annotations)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="add the live cluster's Namespaces, NetworkPolicies and Services to "
+                             "the manifests' own")
+    parser.add_argument("--kubeconfig", help="kubeconfig for --cluster (default: $KUBECONFIG, "
+                                             "~/.kube/config, then the in-cluster service account)")
+    return parser
+
+
+def run_check(argv: Sequence[str]) -> int:
+    from webhook.cli import report
+
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if args.kubeconfig and not args.cluster:
+        parser.error("--kubeconfig is only used with --cluster")
+    try:
+        settings = load_settings_or_default(args.config)
+    except ConfigError as exc:
+        print(f"netguard check: config: {exc}", file=sys.stderr)
+        return 2
+    try:
+        manifests = read_inputs(args.paths)
+        cluster = None
+        if args.cluster:
+            try:
+                cluster = list_cluster(args.kubeconfig)
+            except ClusterError as exc:
+                print(f"netguard check: --cluster: cannot list the cluster: {exc}", file=sys.stderr)
+                return 2
+        outcome = check(manifests, settings, cluster)
+    except InputError as exc:
+        for problem in exc.problems:
+            print(f"netguard check: {problem}", file=sys.stderr)
+        return 2
+    sys.stdout.write(report.render_check(outcome, args.format))
+    return 1 if outcome.denied else 0
+

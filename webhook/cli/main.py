@@ -1,0 +1,220 @@
+"""The `netguard` command: serve, certs, manifests, check, audit.
+
+`netguard serve` with no arguments is the embedded default: 127.0.0.1:8443, certificates generated
+into ./certs when absent, default configuration, the offline inventory (no cluster needed).
+With --kubeconfig, or inside a pod, cluster state comes live from the API instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from webhook.cli.configfile import load_settings_or_default
+from webhook.core.config import ConfigError
+from webhook.core.settings import Settings
+from webhook.serve import certs
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+PASSTHROUGH = {"check": "evaluate manifests offline with the server's rules",
+               "audit": "scan a live cluster for violations"}
+
+
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+def _in_pod() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN.exists()
+
+
+def _inventory_factory(args: argparse.Namespace, settings: Settings):
+    """What each worker builds its inventory with: the live cluster through --kubeconfig or the
+    pod's service account, else the offline inventory of --objects. Problems with either are
+    found here, before the fork, so the start fails with a clear message."""
+    from webhook.inventory.offline import ObjectsError, OfflineInventory
+
+    live = bool(args.kubeconfig) or (_in_pod() and not args.offline)
+    if live and args.objects:
+        raise SystemExit("netguard: --objects is for the offline inventory; drop it or --kubeconfig")
+    if not live:
+        try:
+            OfflineInventory.from_path(args.objects)
+        except ObjectsError as exc:
+            problems = getattr(exc, "problems", None) or [str(exc)]
+            raise SystemExit("\n".join(f"netguard: --objects: {p}" for p in problems))
+        return lambda: OfflineInventory.from_path(args.objects)
+
+    from webhook.inventory.cluster import ClusterInventory
+    options = dict(namespace_labels=settings.labels.from_namespace)
+    if args.kubeconfig:
+        try:  # load once here to fail early on a bad kubeconfig; workers load their own
+            ClusterInventory.from_kubeconfig(args.kubeconfig)
+        except Exception as exc:
+            raise SystemExit(f"netguard: --kubeconfig {args.kubeconfig}: {exc}")
+        return lambda: ClusterInventory.from_kubeconfig(args.kubeconfig, **options)
+    return lambda: ClusterInventory.in_cluster(**options)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from webhook.serve.server import (
+        IO_TIMEOUT_SECONDS,
+        MULTIPROC_ENV,
+        NetguardServer,
+        ServeOptions,
+        prepare_metrics_dir,
+    )
+
+    # Before the fork and before prometheus_client is imported, so every worker writes its
+    # metrics where /metrics aggregates them.
+    own_metrics_dir = None if os.environ.get(MULTIPROC_ENV) else tempfile.mkdtemp(prefix="netguard-metrics-")
+    prepare_metrics_dir(own_metrics_dir or os.environ[MULTIPROC_ENV])
+    # Imported here so `netguard certs` works without loading Flask, and after the line above.
+    from webhook.serve.admission import Admission
+    from webhook.serve.app import create_app
+    from webhook.serve.auditlog import AuditLog
+    from webhook.serve.metrics import Metrics
+    from webhook.serve.monitor import Monitor
+
+    settings = load_settings_or_default(args.config)
+    make_inventory = _inventory_factory(args, settings)
+    cert_dir = Path(args.certs)
+    if not (cert_dir / "tls.crt").exists() or not (cert_dir / "tls.key").exists():
+        if args.certs_given:
+            raise SystemExit(f"netguard: --certs {cert_dir}: tls.crt and tls.key are required")
+        certs.ensure(cert_dir, LOCAL_HOSTS)
+        print(f"netguard: generated a CA and serving certificate in {cert_dir}/ "
+              f"(trust {cert_dir}/ca.crt)", file=sys.stderr)
+    client_ca = Path(args.client_ca) if args.client_ca else None
+    if client_ca is not None and not client_ca.is_file():
+        raise SystemExit(f"netguard: --client-ca {client_ca}: no such file")
+
+    def app_factory():  # runs in each worker, after fork: watch threads must start here
+        inventory = make_inventory()
+        inventory.start()
+        metrics = Metrics()
+        metrics.start()  # flushes the batched admission counts every second (webhook/metrics.py)
+        Monitor(inventory, settings, metrics).start()
+        audit = AuditLog()
+        audit.start()  # lines written by a thread of the worker's own (webhook/audit.py)
+        return create_app(Admission(settings, inventory), audit, metrics)
+
+    options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
+                           client_ca=client_ca, io_timeout=args.io_timeout or IO_TIMEOUT_SECONDS)
+    master = os.getpid()
+    try:
+        NetguardServer(options, app_factory).run()
+    finally:
+        # Workers are forked from inside run() and leave through this frame too: only the
+        # master, once everything stopped, removes the folder it made for this run.
+        if own_metrics_dir and os.getpid() == master:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _certs(args: argparse.Namespace) -> int:
+    hosts = args.host or ([] if args.service else list(LOCAL_HOSTS))
+    try:
+        files = certs.generate(args.out, hosts, service=args.service, namespace=args.namespace,
+                               days=args.days)
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(f"netguard certs: {exc}")
+    print(f"wrote {files.ca_crt}, {files.ca_key}, {files.tls_crt}, {files.tls_key}")
+    return 0
+
+
+def _manifests(args: argparse.Namespace) -> int:
+    from webhook.cli import manifests
+    try:
+        ca_bundle = manifests.load_ca_bundle(args.certs) if args.certs else None
+        text = manifests.render(namespace=args.namespace, image=args.image,
+                                ca_bundle_pem=ca_bundle, url=args.url)
+    except ValueError as exc:
+        raise SystemExit(f"netguard manifests: {exc}")
+    sys.stdout.write(text)
+    return 0
+
+
+def _passthrough(name: str):
+    def run(args: argparse.Namespace) -> int:
+        if name == "check":
+            from webhook.cli.check import run_check
+            return run_check(args.rest)
+        from webhook.cli.audit import run_audit
+        return run_audit(args.rest)
+    return run
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most 3600 seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netguard", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the admission webhook server over TLS")
+    serve.add_argument("--config", help="YAML configuration file (default: built-in defaults)")
+    serve.add_argument("--bind", default="127.0.0.1:8443", help="HOST:PORT (default 127.0.0.1:8443)")
+    serve.add_argument("--certs", help="folder with tls.crt and tls.key (default ./certs, generated if absent)")
+    serve.add_argument("--objects", help="folder or file of YAML objects for the offline inventory")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="gunicorn worker processes (default 1: the offline inventory is per worker)")
+    serve.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
+    serve.add_argument("--kubeconfig", help="read cluster state live from this cluster (in a pod: its service account)")
+    serve.add_argument("--offline", action="store_true",
+                       help="in a pod, use the offline inventory instead of the pod's service account")
+    serve.add_argument("--client-ca", help="require client certificates signed by this CA (mutual TLS)")
+    serve.add_argument("--io-timeout", type=_positive_seconds,
+                       help="drop a connection that stalls this long inside a TLS handshake or a "
+                            "request (default 10 s, webhook.serving.IO_TIMEOUT_SECONDS)")
+    serve.set_defaults(func=_serve)
+
+    cert = sub.add_parser("certs", help="generate a CA and a serving certificate")
+    cert.add_argument("--out", required=True, help="folder to write ca.crt, ca.key, tls.crt, tls.key")
+    cert.add_argument("--host", action="append", help="DNS name or IP for the SANs (repeatable)")
+    cert.add_argument("--service", help="in-cluster Service name (adds S, S.N, S.N.svc, S.N.svc.cluster.local)")
+    cert.add_argument("--namespace", help="namespace of --service")
+    cert.add_argument("--days", type=int, default=365, help="validity of the serving certificate")
+    cert.set_defaults(func=_certs)
+
+    man = sub.add_parser("manifests", help="print the Kubernetes objects that deploy netguard, as YAML")
+    man.add_argument("--namespace", default="netguard-system", help="netguard's namespace (default netguard-system)")
+    man.add_argument("--image", default="netguard:latest", help="container image (default netguard:latest)")
+    man.add_argument("--certs", help="folder with ca.crt (from `netguard certs`): caBundle of every webhook")
+    man.add_argument("--url", help="https://HOST:PORT of a netguard outside the cluster: the webhooks call "
+                                   "URL/validate and URL/mutate, in-cluster objects are left out")
+    man.set_defaults(func=_manifests)
+
+    # check and audit parse their own arguments (their parsers live beside their code).
+    for name, help_text in PASSTHROUGH.items():
+        passthrough = sub.add_parser(name, help=help_text, add_help=False)
+        passthrough.add_argument("rest", nargs=argparse.REMAINDER)
+        passthrough.set_defaults(func=_passthrough(name))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        # argparse's REMAINDER drops leading options (`check --format json`): hand over directly.
+        return _passthrough(argv[0])(argparse.Namespace(rest=argv[1:]))
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "serve":
+        args.certs_given = args.certs is not None
+        args.certs = args.certs or "certs"
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"netguard: config: {exc}", file=sys.stderr)
+        return 2

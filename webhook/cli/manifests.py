@@ -1,0 +1,148 @@
+"""The Kubernetes objects that deploy netguard, built in Python and rendered as YAML.
+
+`render()` is what `netguard manifests` prints. With its defaults it produces exactly the
+objects of the kustomize base in `manifests/` (tests/cli/test_manifests.py compares them object for
+object, so the two can never drift); the package does not read those files, so it works installed.
+
+- `ca_bundle_pem`: the PEM of the CA that signed the serving certificate (`certs/ca.crt`); it is
+  written base64-encoded as `caBundle` into every webhook. Without it `caBundle` is an empty
+  placeholder, to be filled by hand, by `netguard manifests --certs`, or by cert-manager.
+- `url` (e.g. `https://127.0.0.1:8443`): the webhooks call `URL/validate` and `URL/mutate`
+  instead of the in-cluster Service, and only the two webhook configurations are rendered, for a
+  netguard that runs outside the cluster (a local kube-apiserver in end-to-end tests, docs/design.md, End-to-end tests).
+- `namespace`: netguard's own namespace, applied everywhere: the namespaced objects, the
+  ClusterRoleBinding subject, the webhooks' Service reference and namespaceSelector exclusion,
+  and `ownNamespace` in the configuration.
+
+Pure: stdlib and PyYAML only, no I/O except `load_ca_bundle`, nothing built at import time.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from webhook.cli.deploy import (
+    DEFAULT_IMAGE,
+    DEFAULT_NAMESPACE,
+    IN_CLUSTER_KINDS,
+    config_yaml,
+    deployment_objects,
+    webhook_configurations,
+)
+
+__all__ = [
+    "DEFAULT_IMAGE",
+    "DEFAULT_NAMESPACE",
+    "IN_CLUSTER_KINDS",
+    "config_yaml",
+    "load_ca_bundle",
+    "objects",
+    "render",
+]
+
+_NAMESPACE_RE = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
+_PEM_CERT = b"-----BEGIN CERTIFICATE-----"
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_namespace(namespace: str) -> None:
+    if not (isinstance(namespace, str) and 0 < len(namespace) <= 63 and _NAMESPACE_RE.fullmatch(namespace)):
+        raise ValueError(
+            f"namespace must be a DNS-1123 label (at most 63 lowercase alphanumerics or '-', "
+            f"starting and ending alphanumeric), got {namespace!r}")
+
+
+def _check_image(image: str) -> None:
+    if not isinstance(image, str) or not image or any(c.isspace() for c in image):
+        raise ValueError(f"image must be a non-empty reference without spaces, got {image!r}")
+
+
+def _normalise_url(url: str) -> str:
+    """The webhook base URL without a trailing '/'; kube-apiserver requires https and no query."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"url must be https://HOST[:PORT][/PATH], got {url!r}")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError(f"url must not have a query or a fragment, got {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"url must not carry user information, got {url!r}")
+    return url.rstrip("/")
+
+
+def _encode_ca_bundle(ca_bundle_pem: bytes | str | None) -> str:
+    if ca_bundle_pem is None:
+        return ""  # placeholder: set by `--certs`, by hand, or by cert-manager's CA injector
+    pem = ca_bundle_pem.encode("ascii") if isinstance(ca_bundle_pem, str) else bytes(ca_bundle_pem)
+    if _PEM_CERT not in pem:
+        raise ValueError("CA bundle must be PEM holding at least one certificate "
+                         "('-----BEGIN CERTIFICATE-----')")
+    return base64.b64encode(pem).decode("ascii")
+
+
+def load_ca_bundle(certs_dir: str | os.PathLike[str]) -> bytes:
+    """The PEM of `certs_dir/ca.crt` (as written by `netguard certs`); ValueError names the file."""
+    path = Path(certs_dir) / "ca.crt"
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file (create it with `netguard certs --out {certs_dir}`)") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    if _PEM_CERT not in pem:
+        raise ValueError(f"{path}: not a PEM certificate")
+    return pem
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def objects(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE,
+            ca_bundle_pem: bytes | str | None = None, url: str | None = None) -> list[dict[str, Any]]:
+    """The objects of `render()`, as dicts, in apply order."""
+    _check_namespace(namespace)
+    _check_image(image)
+    if url is not None:
+        url = _normalise_url(url)
+    ca_bundle = _encode_ca_bundle(ca_bundle_pem)
+    webhooks = webhook_configurations(namespace, ca_bundle, url)
+    if url is not None:
+        return webhooks
+    return [*deployment_objects(namespace, image), *webhooks]
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block lists indented under their key, multi-line strings as literal blocks."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+    def ignore_aliases(self, data: Any) -> bool:  # no &id001 anchors: every object spelled out
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_str(value)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def render(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE,
+           ca_bundle_pem: bytes | None = None, url: str | None = None) -> str:
+    """Multi-document YAML of the objects that deploy netguard (see the module docstring)."""
+    docs = objects(namespace, image, ca_bundle_pem, url)
+    header = "# Generated by `netguard manifests`; the kustomize base in manifests/ holds the same objects.\n"
+    return header + "---\n".join(
+        yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+        for doc in docs)

@@ -1,0 +1,62 @@
+"""What `netguard check` found: one Result per reviewed object, what it skipped, and warnings
+about the set as a whole. Rendered by webhook/cli/report.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the webhook would answer for one object."""
+
+    kind: str
+    namespace: str
+    name: str
+    source: str
+    line: int
+    decision: str  # allow | deny | warn | audit (outcome.Verdict)
+    allowed: bool
+    rule: str
+    reason: str
+    message: str  # the full denial text, as kubectl, Argo CD and Flux would show it
+    warnings: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)  # what mutation would set
+
+
+@dataclass(frozen=True)
+class Skipped:
+    kind: str
+    api_version: str
+    namespace: str
+    name: str
+    source: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetWarning:
+    """About the set of inputs as a whole, not one object's admission; never fails the check."""
+
+    message: str
+    source: str  # where the Service is: annotations point at it
+    line: int
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    results: tuple[Result, ...]
+    skipped: tuple[Skipped, ...] = ()
+    warnings: tuple[SetWarning, ...] = ()
+
+    @property
+    def denied(self) -> list[Result]:
+        return [r for r in self.results if not r.allowed]
+
+    def count(self, decision: str) -> int:
+        return sum(1 for r in self.results if r.decision == decision)

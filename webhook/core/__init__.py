@@ -1,0 +1,1 @@
+"""The decision core: pure functions from (request, namespace view, settings) to a Decision."""

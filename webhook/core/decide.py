@@ -1,0 +1,68 @@
+"""The decision core: (request, namespace view, settings) -> Decision. Pure: no Flask, no
+kubernetes client, no I/O, no environment (tests/core/test_purity.py keeps every module of
+webhook/core/ so).
+"""
+
+from __future__ import annotations
+
+from webhook.core import messages
+from webhook.core.labels import desired_changes
+from webhook.core.outcome import Decision, allow, combine, patched, violation
+from webhook.core.patches import label_patch
+from webhook.core.registry import RULES
+from webhook.core.request import AdmissionRequest
+from webhook.core.settings import Settings
+from webhook.core.view import NamespaceView
+
+# (API group, kind) of the objects netguard reviews.
+REVIEWED = {("", "Service"), ("networking.k8s.io", "NetworkPolicy")}
+
+
+def _skip(req: AdmissionRequest, settings: Settings) -> Decision | None:
+    """Guard clauses shared by both stages; each says why it lets the request pass."""
+    if (req.group, req.kind) not in REVIEWED:
+        return allow(f"netguard does not review {req.kind or 'this kind'}")
+    if req.namespace in settings.exempt_namespaces:
+        return allow(f"namespace {req.namespace} is exempt")
+    return None
+
+
+def validate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> Decision:
+    skipped = _skip(req, settings)
+    if skipped:
+        return skipped
+    answers = [d for rule in RULES if (d := rule.admit(req, view, settings.context(rule.name))) is not None]
+    return combine(answers, f"no netguard rule applies to {req.operation} of a {req.kind}")
+
+
+def mutate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> Decision:
+    skipped = _skip(req, settings)
+    if skipped:
+        return skipped
+    if req.operation not in ("CREATE", "UPDATE") or req.object is None:
+        return allow(f"nothing to label on {req.operation}")
+    changes = desired_changes(req.kind, req.object, settings.labels.prefix,
+                              settings.labels.from_namespace, view.labels)
+    ops = label_patch(req.object, changes)
+    if not ops:
+        return allow("labels already correct")
+    return patched(f"set labels {', '.join(sorted(changes))}", ops, changes)
+
+
+def state_unknown(req: AdmissionRequest, settings: Settings, why: str) -> Decision | None:
+    """The answer when cluster state cannot be known (API unreachable, not yet synced).
+
+    The request is decided against the worst a namespace could hold (`NamespaceView.unknown`:
+    no policies, perhaps some LoadBalancer Services). None when even that is not a denial
+    resting on cluster state (the request needs no state, or its rule only warns or audits):
+    the caller decides as usual. Otherwise failureMode decides: closed denies, saying netguard
+    could not confirm the namespace's policies; open allows with a warning.
+    """
+    worst = validate(req, NamespaceView.unknown(req.namespace), settings)
+    if worst.allowed or not worst.confirm_live:
+        return None
+    if settings.failure_mode.value == "open":
+        return allow(f"cluster state unknown ({why}); failureMode open", rule=worst.rule,
+                     warnings=[messages.state_unknown_warning(req.namespace)])
+    return violation(worst.rule, messages.state_unknown(req.namespace, why),
+                     f"cluster state unknown ({why}); failureMode closed")

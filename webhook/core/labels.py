@@ -1,0 +1,81 @@
+"""The labels netguard derives, so Security and Ops can read an object without reading its spec.
+
+Labels under the configured prefix are owned by netguard and always reflect the spec; labels
+copied from the namespace are only added when missing (mutation must not fight GitOps: a changed
+value puts an Argo CD app out of sync, an added one does not).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from webhook.core import netpol
+
+EXPOSURE = "exposure"
+POLICY_TYPE = "policy-type"
+
+# Annotation -> values that mark a cloud load balancer as internal (reachable only inside the VPC).
+# https://kubernetes.io/docs/concepts/services-networking/service/#internal-load-balancer
+INTERNAL_LB_ANNOTATIONS: Mapping[str, tuple[str, ...]] = {
+    "service.beta.kubernetes.io/aws-load-balancer-internal": ("true", "0.0.0.0/0"),
+    "service.beta.kubernetes.io/azure-load-balancer-internal": ("true",),
+    "networking.gke.io/load-balancer-type": ("internal",),
+    "cloud.google.com/load-balancer-type": ("internal",),  # GKE's older spelling
+}
+
+
+def service_type(service: Mapping[str, Any] | None) -> str:
+    # The API defaults an omitted type to ClusterIP.
+    return str(netpol.spec_of(service).get("type") or "ClusterIP")
+
+
+def is_load_balancer(service: Mapping[str, Any] | None) -> bool:
+    return service_type(service) == "LoadBalancer"
+
+
+def is_internal_load_balancer(service: Mapping[str, Any]) -> bool:
+    annotations = metadata_map(service, "annotations")
+    return any(str(annotations.get(key, "")).lower() in values
+               for key, values in INTERNAL_LB_ANNOTATIONS.items())
+
+
+def exposure(service: Mapping[str, Any]) -> str:
+    """public | private | node | cluster | external-name."""
+    kind = service_type(service)
+    if kind == "LoadBalancer":
+        return "private" if is_internal_load_balancer(service) else "public"
+    return {"NodePort": "node", "ExternalName": "external-name"}.get(kind, "cluster")
+
+
+def policy_type(policy: Mapping[str, Any]) -> str:
+    """default-deny-all | default-deny-ingress | default-deny-egress | allow."""
+    directions = netpol.default_deny_directions(netpol.spec_of(policy))
+    if directions == {netpol.INGRESS, netpol.EGRESS}:
+        return "default-deny-all"
+    if directions:
+        return f"default-deny-{next(iter(directions)).lower()}"
+    return "allow"
+
+
+def metadata_map(obj: Mapping[str, Any] | None, field: str) -> Mapping[str, str]:
+    metadata = (obj or {}).get("metadata") or {}
+    return metadata.get(field) or {}
+
+
+def owned_labels(kind: str, obj: Mapping[str, Any], prefix: str) -> dict[str, str]:
+    if kind == "Service":
+        return {f"{prefix}/{EXPOSURE}": exposure(obj)}
+    if kind == "NetworkPolicy":
+        return {f"{prefix}/{POLICY_TYPE}": policy_type(obj)}
+    return {}
+
+
+def desired_changes(kind: str, obj: Mapping[str, Any], prefix: str,
+                    from_namespace: tuple[str, ...], namespace_labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels to set: owned ones that differ from the spec, copied ones that are missing."""
+    current = metadata_map(obj, "labels")
+    changes = {key: namespace_labels[key] for key in from_namespace
+               if key not in current and key in namespace_labels}
+    # Owned labels last: they win over anything copied, so the result always reflects the spec.
+    changes.update({k: v for k, v in owned_labels(kind, obj, prefix).items() if current.get(k) != v})
+    return changes

@@ -1,0 +1,70 @@
+"""Would a LoadBalancer's traffic get through? Warnings for what netguard can see in advance.
+
+Behind a default-deny, a LoadBalancer Service only works if some policy selecting its pods
+admits traffic from outside the cluster on the Service's target ports. Pure functions over the
+Service dict and the namespace's policy summaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping  # not typing's: isinstance on it is slow
+from typing import Any
+
+from webhook.core import netpol
+from webhook.core.view import NamespaceView
+
+EVERYWHERE = ("0.0.0.0/0", "::/0")
+
+
+def target_ports(service: Mapping[str, Any]) -> list[tuple[str, int | str]]:
+    """(protocol, target port) of each Service port; targetPort defaults to port."""
+    return _target_ports(netpol.spec_of(service))
+
+
+def _target_ports(spec: Mapping[str, Any]) -> list[tuple[str, int | str]]:
+    found = []
+    for p in spec.get("ports") or ():
+        if isinstance(p, Mapping):
+            target = p.get("targetPort", p.get("port"))
+            if target is not None:
+                found.append((str(p.get("protocol") or "TCP"), target))
+    return found
+
+
+def unreachable_ports(service: Mapping[str, Any], view: NamespaceView) -> list[str]:
+    """Target ports no policy selecting the Service's pods admits outside traffic on.
+
+    Empty when the Service has no selector (its endpoints are managed by hand, so its pods are
+    unknown) or when every target port is admitted.
+    """
+    spec = netpol.spec_of(service)
+    selector = spec.get("selector")
+    if not selector or not isinstance(selector, Mapping):
+        return []
+    return list(_unreachable(selector, _target_ports(spec), view))
+
+
+def _unreachable(selector: Mapping[str, Any], ports: list[tuple[str, int | str]],
+                 view: NamespaceView) -> tuple[str, ...]:
+    labels = {str(k): str(v) for k, v in selector.items()}
+    rules = [rule for policy in view.policies.values() if policy.external_ingress
+             and netpol.selector_matches(policy.pod_selector, labels)
+             for rule in policy.external_ingress]
+    return tuple(f"{port}/{protocol}" for protocol, port in ports
+                 if not netpol.port_admitted(rules, protocol, port))
+
+
+def unreachable_warning(namespace: str, name: str, ports: list[str]) -> str:
+    return (f"LoadBalancer {namespace}/{name}: no NetworkPolicy admits outside traffic to its pods "
+            f"on {', '.join(ports)}; it will be dropped")
+
+
+def open_source_ranges(service: Mapping[str, Any]) -> bool:
+    """No loadBalancerSourceRanges, or one that admits every address."""
+    ranges = netpol.spec_of(service).get("loadBalancerSourceRanges") or []
+    return not ranges or any(str(r).strip() in EVERYWHERE for r in ranges)
+
+
+def source_ranges_warning(namespace: str, name: str) -> str:
+    return (f"LoadBalancer {namespace}/{name} is open to every address: "
+            "set spec.loadBalancerSourceRanges to the clients that need it")

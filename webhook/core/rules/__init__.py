@@ -1,0 +1,1 @@
+"""The validating rules, one module each; webhook/core/registry.py finds them."""

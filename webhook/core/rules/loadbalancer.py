@@ -1,0 +1,107 @@
+"""Rule loadbalancer-requires-default-deny: a Service of type LoadBalancer only in a namespace
+that is default-deny for ingress.
+
+A LoadBalancer brings traffic from outside the cluster to the Service's pods; behind a
+default-deny, only what another policy admits gets through. The scan reports LoadBalancers
+without a default-deny, and policies that cancel one (policies are additive:
+https://kubernetes.io/docs/concepts/services-networking/network-policies/#the-two-sorts-of-pod-isolation).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Iterator
+
+from webhook.core import messages, reachability
+from webhook.core.labels import is_load_balancer
+from webhook.core.options import ACTION, Action, Option
+from webhook.core.outcome import Decision, Violation, allow, apply_action, violation
+from webhook.core.request import AdmissionRequest
+from webhook.core.rule import Rule, RuleContext
+from webhook.core.view import NamespaceView
+
+NAME = "loadbalancer-requires-default-deny"
+# What its scan reports besides NAME: a policy that admits every source to every pod.
+CANCELLED = "cancelled-default-deny"
+
+
+class DryRunMode(enum.StrEnum):
+    """How the rule treats dry-run requests."""
+
+    SAME = "same"  # as a real request
+    WARN = "warn"  # warn only
+
+
+class SourceRangesMode(enum.StrEnum):
+    """Whether a LoadBalancer open to every address (no loadBalancerSourceRanges) is warned."""
+
+    IGNORE = "ignore"
+    WARN = "warn"
+
+
+DRY_RUN = Option("dryRun", "dry_run", DryRunMode, DryRunMode.SAME,
+                 "same applies action to dry-run requests as to real ones; warn only warns on "
+                 "dry-run requests (Flux dry-runs a whole stage before applying it)")
+SOURCE_RANGES = Option("sourceRanges", "source_ranges", SourceRangesMode, SourceRangesMode.IGNORE,
+                       "warn adds a warning to a LoadBalancer without spec.loadBalancerSourceRanges, "
+                       "or with 0.0.0.0/0 among them: it is open to every address")
+
+
+def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decision | None:
+    if req.kind != "Service" or req.operation not in ("CREATE", "UPDATE") or not is_load_balancer(req.object):
+        return None
+    ns, name = req.namespace, req.name
+    guards = view.default_deny_policies()
+    if guards:
+        return allow(f"namespace {ns} is default-deny for ingress ({messages.listing(guards)})",
+                     rule=NAME, warnings=_exposure_warnings(req, view, ctx))
+    action = ctx.own.action
+    if req.operation == "UPDATE" and is_load_balancer(req.old_object):
+        # Already a LoadBalancer: blocking would block every unrelated edit of the Service.
+        found = violation(NAME, "", messages.existing_loadbalancer_summary(ns, name))
+        return apply_action(found, Action.AUDIT if action == Action.AUDIT else Action.WARN)
+    summary = messages.loadbalancer_summary(ns, name)
+    if req.dry_run and action == Action.DENY and ctx.own.dry_run == DryRunMode.WARN:
+        # Flux dry-runs a whole stage before applying it; this is the documented escape hatch.
+        action, summary = Action.WARN, messages.dry_run_summary(summary)
+    found = violation(NAME, messages.loadbalancer_denied(ns, name, req.operation),
+                      summary, confirm_live=True)
+    return apply_action(found, action)
+
+
+def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> list[str]:
+    """What may still be wrong with an admitted LoadBalancer: a cancelled default-deny, ports no
+    policy opens (its traffic would be dropped), an address range open to everyone."""
+    ns, name, service = req.namespace, req.name, req.object or {}
+    cancelling = view.cancelling_policies()
+    if cancelling:
+        return [messages.cancelled_default_deny(ns, cancelling)]
+    warnings = []
+    closed = reachability.unreachable_ports(service, view)
+    if closed:
+        warnings.append(reachability.unreachable_warning(ns, name, closed))
+    if ctx.own.source_ranges == SourceRangesMode.WARN and reachability.open_source_ranges(service):
+        warnings.append(reachability.source_ranges_warning(ns, name))
+    return warnings
+
+
+def scan_view(view: NamespaceView, ctx: RuleContext) -> Iterator[Violation]:
+    ns = view.name
+    if not view.default_deny_policies():
+        for name in sorted(view.load_balancers):
+            yield Violation(NAME, ns, name, "Service", messages.loadbalancer_summary(ns, name))
+        return
+    # A cancelling policy matters only where a default-deny exists to be cancelled.
+    for name in view.cancelling_policies():
+        yield Violation(CANCELLED, ns, name, "NetworkPolicy", messages.cancelled_default_deny(ns, [name]))
+
+
+RULE = Rule(
+    name=NAME,
+    order=10,
+    summary="a Service of type LoadBalancer only in a namespace with a default-deny ingress NetworkPolicy",
+    admit=admit,
+    options=(ACTION, DRY_RUN, SOURCE_RANGES),
+    scan_view=scan_view,
+    findings=(NAME, CANCELLED),
+)

@@ -1,0 +1,60 @@
+"""Rule required-labels: Services and NetworkPolicies carry the labels in `labels.required`.
+
+A namespace view keeps no object labels, so the periodic scan cannot see this rule's
+violations; `netguard audit` checks each listed object (`scan_object`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+from webhook.core import messages
+from webhook.core.labels import metadata_map
+from webhook.core.options import Action
+from webhook.core.outcome import Decision, Violation, allow, apply_action, violation
+from webhook.core.request import AdmissionRequest
+from webhook.core.rule import Rule, RuleContext
+from webhook.core.view import NamespaceView
+
+NAME = "required-labels"
+
+
+def _missing(obj: Mapping[str, Any] | None, required: tuple[str, ...]) -> list[str]:
+    labels = metadata_map(obj, "labels")
+    return [key for key in required if key not in labels]
+
+
+def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decision | None:
+    required = ctx.labels.required
+    if not required or req.operation not in ("CREATE", "UPDATE"):
+        return None
+    missing = _missing(req.object, required)
+    if not missing:
+        return allow(f"has the required labels {', '.join(required)}", rule=NAME)
+    summary = messages.labels_summary(req.kind, req.namespace, req.name, missing)
+    action = ctx.own.action
+    old_labels = metadata_map(req.old_object, "labels")
+    if req.operation == "UPDATE" and all(key not in old_labels for key in missing):
+        # The object lacked them before this update: an existing violation, warned, not blocked.
+        found = violation(NAME, "", f"existing violation: {summary}")
+        return apply_action(found, Action.AUDIT if action == Action.AUDIT else Action.WARN)
+    message = messages.labels_denied(req.kind, req.namespace, req.name, missing,
+                                     ctx.labels.from_namespace)
+    return apply_action(violation(NAME, message, summary), action)
+
+
+def scan_object(kind: str, obj: Mapping[str, Any], ctx: RuleContext) -> Iterator[Violation]:
+    missing = _missing(obj, ctx.labels.required)
+    if missing:
+        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+        ns, name = str(metadata.get("namespace") or "default"), str(metadata.get("name") or "")
+        yield Violation(NAME, ns, name, kind, messages.labels_summary(kind, ns, name, missing))
+
+
+RULE = Rule(
+    name=NAME,
+    order=30,
+    summary="Services and NetworkPolicies carry every label key of labels.required",
+    admit=admit,
+    scan_object=scan_object,
+)

@@ -1,0 +1,74 @@
+"""The whole configuration as one typed tree: `Settings`, its defaults, and each rule's settings
+from the registry. Loaded and validated from YAML by webhook/core/config.py; the reference in the
+README and the ConfigMap in manifests/ are generated from these defaults (webhook/core/reference.py).
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from webhook.core import registry
+from webhook.core.options import FailureMode, LabelSettings, RuleSettings
+from webhook.core.rule import RuleContext
+
+DEFAULT_OWN_NAMESPACE = "netguard-system"
+DEFAULT_EXEMPT_NAMESPACES: frozenset[str] = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+# kube-apiserver accepts request bodies up to 3 MiB of object, and an UPDATE's review carries two.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_SCAN_INTERVAL_SECONDS = 60
+
+
+def _default_rules() -> Mapping[str, RuleSettings]:
+    return types.MappingProxyType({rule.name: rule.settings() for rule in registry.RULES})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration. Build it with parse_settings/default_settings (or load_settings
+    for a file).
+
+    Constructed directly, it normalises itself: own_namespace is added to exempt_namespaces,
+    rules is filled with the defaults of every registered rule and made read-only.
+    """
+
+    labels: LabelSettings = field(default_factory=LabelSettings)
+    exempt_namespaces: frozenset[str] = DEFAULT_EXEMPT_NAMESPACES
+    own_namespace: str = DEFAULT_OWN_NAMESPACE
+    # hash=False: a MappingProxyType is not hashable; equality still compares it.
+    rules: Mapping[str, RuleSettings] = field(default_factory=_default_rules, hash=False)
+    failure_mode: FailureMode = FailureMode.CLOSED
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    scan_interval_seconds: int = DEFAULT_SCAN_INTERVAL_SECONDS
+    # What each rule is handed on every call, built once.
+    _contexts: Mapping[str, RuleContext] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "exempt_namespaces", frozenset(self.exempt_namespaces) | {self.own_namespace}
+        )
+        unknown = sorted(set(self.rules) - set(registry.RULE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown rule name(s) {unknown}; expected {', '.join(registry.RULE_NAMES)}")
+        rules = {}
+        for rule in registry.RULES:
+            given = self.rules.get(rule.name)
+            rules[rule.name] = rule.settings(**given.values) if given is not None else rule.settings()
+        object.__setattr__(self, "rules", types.MappingProxyType(rules))
+        object.__setattr__(self, "_contexts", types.MappingProxyType(
+            {name: RuleContext(own, self.labels) for name, own in rules.items()}))
+
+    def rule(self, name: str) -> RuleSettings:
+        """The settings of rule `name`; KeyError for a name that is not a registered rule."""
+        registry.rule(name)
+        return self.rules[name]
+
+    def context(self, name: str) -> RuleContext:
+        """What rule `name` reads of this configuration."""
+        return self._contexts[name]
+
+
+def default_settings() -> Settings:
+    """The configuration used when every key is left out."""
+    return Settings()

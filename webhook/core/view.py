@@ -1,0 +1,104 @@
+"""What decisions know of a namespace: a slim, immutable index, not client model objects.
+
+An inventory (offline or live) hands out one `NamespaceView` per decision. It keeps only what the
+rules need, so 30,000 policies cost megabytes, not hundreds of them (bench/inventory_memory.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from webhook.core import netpol
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySummary:
+    name: str
+    default_deny: frozenset[str]  # directions it denies by default
+    allows_all_ingress: bool  # selects every pod and admits every source: cancels a default-deny
+    # For the reachability warning: which pods it selects, and the ports on which it admits
+    # traffic from outside the cluster (netpol.external_ingress).
+    pod_selector: netpol.Selector = ((), ())
+    external_ingress: tuple = ()
+
+    @classmethod
+    def of(cls, policy: Mapping[str, Any]) -> "PolicySummary":
+        spec = netpol.spec_of(policy)
+        return cls(name=str(policy.get("metadata", {}).get("name", "")),
+                   default_deny=netpol.default_deny_directions(spec),
+                   allows_all_ingress=netpol.allows_all_ingress(spec),
+                   pod_selector=netpol.frozen_selector(spec.get("podSelector")),
+                   external_ingress=netpol.external_ingress(spec))
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceView:
+    """One namespace as an inventory last saw it. `known` is False when the namespace itself
+    was never seen (its labels are then unknown, not empty). `complete` is False for the view of
+    a namespace whose state could not be read at all (`unknown`): it may hold LoadBalancer
+    Services nobody could list, and the rules decide on the worst it could hold."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    policies: Mapping[str, PolicySummary] = field(default_factory=lambda: _EMPTY)
+    load_balancers: frozenset[str] = frozenset()
+    known: bool = False
+    complete: bool = True
+    # Stamps for the audit log: they say where the view came from, not what it holds, so they
+    # take no part in comparing views (`fingerprint`).
+    resource_version: str = field(default="", compare=False)  # of the newest object it was built from
+    source: str = field(default="cache", compare=False)  # "cache" or "live"
+    # Worked out once when the view is built (views never change): every LoadBalancer decision
+    # reads it, and a view is read by many decisions.
+    _ingress_guards: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _cancelling: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        guards = cancelling = ()
+        if self.policies:
+            guards = tuple(sorted(p.name for p in self.policies.values() if netpol.INGRESS in p.default_deny))
+            cancelling = tuple(sorted(p.name for p in self.policies.values() if p.allows_all_ingress))
+        object.__setattr__(self, "_ingress_guards", guards)
+        object.__setattr__(self, "_cancelling", cancelling)
+
+    @classmethod
+    def unknown(cls, name: str) -> "NamespaceView":
+        """A namespace whose state could not be read: no policies known, and perhaps some
+        LoadBalancer Services."""
+        return cls(name=name, complete=False)
+
+    @property
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What the view holds, as a hashable value: two views with equal fingerprints give
+        every rule the same answer, whatever their resourceVersion or source."""
+        return (frozenset(self.labels.items()), frozenset(self.policies.items()),
+                self.load_balancers, self.known, self.complete)
+
+    def may_hold_load_balancers(self) -> bool:
+        return bool(self.load_balancers) or not self.complete
+
+    def default_deny_policies(self, direction: str = netpol.INGRESS) -> list[str]:
+        if direction == netpol.INGRESS:
+            return list(self._ingress_guards)
+        return sorted(p.name for p in self.policies.values() if direction in p.default_deny)
+
+    def cancelling_policies(self) -> list[str]:
+        return list(self._cancelling)
+
+    def with_policy(self, policy: Mapping[str, Any]) -> "NamespaceView":
+        summary = PolicySummary.of(policy)
+        return replace(self, policies=MappingProxyType({**self.policies, summary.name: summary}))
+
+    def without_policy(self, name: str) -> "NamespaceView":
+        return replace(self, policies=MappingProxyType(
+            {k: v for k, v in self.policies.items() if k != name}))
+
+    def with_load_balancer(self, name: str, is_load_balancer: bool) -> "NamespaceView":
+        if (name in self.load_balancers) == is_load_balancer:
+            return self  # nothing changes: keep the view (and skip the copy)
+        names = self.load_balancers | {name} if is_load_balancer else self.load_balancers - {name}
+        return replace(self, load_balancers=frozenset(names))

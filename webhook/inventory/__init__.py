@@ -1,0 +1,1 @@
+"""Cluster state: the inventory interface, the offline and live inventories, Kubernetes access."""

@@ -1,0 +1,367 @@
+"""The live inventory: Namespaces, NetworkPolicies and Services listed and watched from the API.
+
+Three reflectors (webhook/inventory/watch.py), one per collection, each in a daemon thread
+started by `start()` -- never at import or construction, since gunicorn forks after building the
+app and threads do not survive a fork. They keep one slim index: namespace ->
+`NamespaceView`. Views are immutable; each event builds a new one and swaps it in under a lock,
+so a decision never sees half an update, and readers take no lock at all.
+
+What is kept is only what the rules read: a namespace's labels, each policy as a
+`PolicySummary`, and the names of the LoadBalancer Services. Names are interned and identical
+summaries shared, so 30,000 policies cost megabytes (bench/inventory_memory.py measures it).
+
+`view()` answers from the index, which lags the API by the watch delay. `confirm()` is a live,
+consistent read used before a denial. It does not write into the index: the watch delivers the
+same change moments later, and a live read merged in could be overwritten by an older event
+still in flight. A namespace the index has not seen yet (created a moment ago) is read live.
+
+Requests go through the client's ApiClient as plain GETs (webhook/inventory/kube.py), and
+views are built the one way webhook/inventory/views.py builds them.
+RBAC: list and watch namespaces, services and networkpolicies.networking.k8s.io cluster-wide,
+get namespaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import quote
+
+from kubernetes.client.api_client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from webhook.core.labels import is_load_balancer
+from webhook.core.request import AdmissionRequest
+from webhook.core.view import NamespaceView, PolicySummary
+from webhook.inventory import kube
+from webhook.inventory import views as build
+from webhook.inventory.kube import COLLECTIONS as PATHS
+from webhook.inventory.kube import NAMESPACED as NAMESPACED_PATHS
+from webhook.inventory.kube import LIVE_READ_TIMEOUT, RawApi
+from webhook.inventory.protocol import InventoryUnavailable
+from webhook.inventory.watch import Reflector, Timing, describe
+
+log = logging.getLogger("netguard.cluster")
+
+NAMESPACES, POLICIES, SERVICES = "namespaces", "networkpolicies", "services"
+RESOURCES = (NAMESPACES, POLICIES, SERVICES)
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+def _newer(a: str, b: str) -> str:
+    """The newer of two resourceVersions, `b` when they cannot be compared.
+
+    resourceVersions are opaque to clients, though etcd revisions in practice:
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions
+    The result only feeds NamespaceView.resource_version (the audit log), never a decision.
+    """
+    if a.isdigit() and b.isdigit():
+        return a if (len(a), a) > (len(b), b) else b
+    return b or a
+
+
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+class _Shared:
+    """Hands out one instance per distinct value, so that equal summaries, name sets and policy
+    maps are stored once: namespaces stamped from one template hold the same policies.
+
+    Cleared when it grows past `limit` (values deleted from the cluster are never evicted one by
+    one, so this bounds what it can pin); views keep their instances, sharing starts afresh.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._values: dict[Any, Any] = {}
+        self._limit = limit
+
+    def __call__(self, value: Any, key: Any = None) -> Any:
+        key = value if key is None else key
+        found = self._values.get(key)
+        if found is not None:
+            return found
+        if len(self._values) >= self._limit:
+            self._values = {}
+        self._values[key] = value
+        return value
+
+
+class ClusterInventory:
+    """Inventory (webhook/inventory.py) kept current by list + watch against the Kubernetes API.
+
+    `api_client` is a configured kubernetes.client.ApiClient (requests go through it, so its
+    authentication, TLS and proxy settings apply); `from_kubeconfig()` and `in_cluster()` build
+    one. `timing` sets page size, watch timeout and backoff;
+    `confirm_timeout` the (connect, read) timeout of each live read; a watch failing for longer
+    than `unhealthy_after` seconds makes `healthy()` False. `namespace_labels` names the only
+    namespace label keys worth keeping (the rules read just `labels.fromNamespace`); None keeps
+    them all.
+    """
+
+    def __init__(self, api_client: ApiClient, *, timing: Timing = Timing(),
+                 confirm_timeout: tuple[float, float] = LIVE_READ_TIMEOUT,
+                 unhealthy_after: float = 60.0, namespace_labels: Iterable[str] | None = None,
+                 owns_client: bool = False) -> None:
+        self._api_client = api_client
+        self._owns_client = owns_client
+        self._api = RawApi(api_client)
+        self.confirm_timeout = confirm_timeout
+        self.unhealthy_after = unhealthy_after
+        self._keep_labels = frozenset(namespace_labels) if namespace_labels is not None else None
+        self._lock = threading.Lock()  # writers only: readers take a view without it
+        self._views: dict[str, NamespaceView] = {}
+        self._summary = _Shared(65_536)
+        self._names = _Shared(16_384)
+        self._policy_maps = _Shared(16_384)
+        # One list at a time: the three threads parsing pages at once would triple the transient
+        # memory (and the parsing holds the GIL anyway). Also spares the apiserver a burst.
+        self._list_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._stopped = False
+        self.watch_restarts = 0
+        self.last_error: str | None = None
+        handlers = {
+            NAMESPACES: (self._relist_namespaces, self._namespace_event),
+            POLICIES: (self._relist_policies, self._policy_event),
+            SERVICES: (self._relist_services, self._service_event),
+        }
+        self.reflectors: dict[str, Reflector] = {
+            name: Reflector(name, self._api.collection(PATHS[name]), *handlers[name], self._stop,
+                            timing, on_restart=self._restarted, list_lock=self._list_lock)
+            for name in RESOURCES}
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, context: str | None = None,
+                        **kwargs: Any) -> "ClusterInventory":
+        return cls(kube.api_client(kube.kubeconfig_configuration(path, context)), owns_client=True, **kwargs)
+
+    @classmethod
+    def in_cluster(cls, **kwargs: Any) -> "ClusterInventory":
+        return cls(kube.api_client(kube.in_cluster_configuration()), owns_client=True, **kwargs)
+
+    # ------------------------------------------------------------------ Inventory
+
+    def ready(self) -> bool:
+        return all(r.synced for r in self.reflectors.values())
+
+    def view(self, namespace: str) -> NamespaceView:
+        if not self.ready():
+            waiting = ", ".join(n for n, r in self.reflectors.items() if not r.synced)
+            raise InventoryUnavailable(f"netguard has not finished listing {waiting}")
+        view = self._views.get(namespace)
+        if view is not None and view.known:
+            return view
+        # Not seen by the Namespace watch yet (perhaps created in the same apply): ask the API.
+        return self.confirm(namespace)
+
+    def confirm(self, namespace: str) -> NamespaceView:
+        try:
+            policies, policies_rv = self._live_list(POLICIES, namespace)
+            services, services_rv = self._live_list(SERVICES, namespace)
+            ns = self._live_namespace(namespace)
+        except Exception as exc:
+            raise InventoryUnavailable(
+                f"cannot read namespace {namespace!r} from the Kubernetes API: {describe(exc)}") from exc
+        summaries = (PolicySummary.of(p) for p in policies)
+        return NamespaceView(
+            name=namespace,
+            labels=build.namespace_labels(ns, self._keep_labels) if ns is not None else _EMPTY,
+            policies=MappingProxyType({s.name: s for s in summaries}),
+            load_balancers=frozenset(str(_metadata(s).get("name", "")) for s in services
+                                     if is_load_balancer(s)),
+            known=ns is not None,
+            resource_version=_newer(policies_rv, services_rv),
+            source="live")
+
+    def views(self) -> list[NamespaceView]:
+        return list(self._views.values())
+
+    def observe(self, req: AdmissionRequest) -> None:
+        # The watch reports what the API stored, which is what counts (a later webhook or a
+        # failed write may still have stopped what we allowed).
+        pass
+
+    def start(self) -> None:
+        if self._stopped:
+            raise RuntimeError("a stopped ClusterInventory cannot be started again")
+        if self._threads:
+            return
+        for name, reflector in self.reflectors.items():
+            thread = threading.Thread(target=reflector.run, name=f"netguard-watch-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopped = True
+        self._stop.set()
+        for reflector in self.reflectors.values():
+            reflector.close()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("%s did not stop within %.1fs", thread.name, timeout)
+        if self._owns_client:
+            self._api_client.close()
+
+    # ------------------------------------------------------------------ health
+
+    def healthy(self) -> bool:
+        """Ready, and no watch has been failing for longer than `unhealthy_after` seconds."""
+        now = time.monotonic()
+        return self.ready() and all(
+            r.failing_since is None or now - r.failing_since < self.unhealthy_after
+            for r in self.reflectors.values())
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """For /readyz and metrics: plain values only."""
+        with self._lock:
+            views = list(self._views.values())
+        return {
+            "ready": self.ready(),
+            "healthy": self.healthy(),
+            "synced": {n: r.synced for n, r in self.reflectors.items()},
+            "connected": {n: r.connected for n, r in self.reflectors.items()},
+            "resource_version": {n: r.resource_version for n, r in self.reflectors.items()},
+            "restarts": {n: r.restarts for n, r in self.reflectors.items()},
+            "watch_restarts": self.watch_restarts,
+            "last_error": self.last_error,
+            "namespaces": sum(1 for v in views if v.known),
+            "policies": sum(len(v.policies) for v in views),
+            "load_balancers": sum(len(v.load_balancers) for v in views),
+        }
+
+    def _restarted(self, reflector: Reflector, why: str) -> None:
+        with self._lock:
+            self.watch_restarts += 1
+            self.last_error = f"{reflector.name}: {why}"
+
+    # ------------------------------------------------------------------ live reads
+
+    def _live_list(self, resource: str, namespace: str) -> tuple[list[Mapping[str, Any]], str]:
+        """Every item of a namespaced collection, read without resourceVersion: a consistent read."""
+        return self._api.list_all(NAMESPACED_PATHS[resource].format(quote(namespace, safe="")),
+                                  self.confirm_timeout)
+
+    def _live_namespace(self, namespace: str) -> Mapping[str, Any] | None:
+        try:
+            return self._api.get_json(f"{PATHS[NAMESPACES]}/{quote(namespace, safe='')}",
+                                      timeout=self.confirm_timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    # ------------------------------------------------------------------ index updates
+
+    def _key(self, obj: Mapping[str, Any]) -> tuple[str, str] | None:
+        metadata = _metadata(obj)
+        namespace, name = metadata.get("namespace"), metadata.get("name")
+        if not namespace or not name:
+            log.warning("ignoring an object without namespace or name: %.200r", metadata)
+            return None
+        return sys.intern(str(namespace)), sys.intern(str(name))
+
+    def _policy(self, obj: Mapping[str, Any]) -> PolicySummary:
+        summary = PolicySummary.of(obj)
+        return self._summary(replace(summary, name=sys.intern(summary.name)))
+
+    def _policy_map(self, policies: dict[str, PolicySummary]) -> Mapping[str, PolicySummary]:
+        if not policies:
+            return _EMPTY
+        # Summaries are shared already, so the tuple of them (by name) identifies the map.
+        return self._policy_maps(MappingProxyType(policies),
+                                 key=tuple(policies[name] for name in sorted(policies)))
+
+    def _put(self, namespace: str, update: Callable[[NamespaceView], NamespaceView]) -> None:
+        """Swap in update(current view). Call with the lock held."""
+        current = self._views.get(namespace) or NamespaceView(name=namespace)
+        view = update(current)
+        if view.known or view.policies or view.load_balancers:
+            self._views[namespace] = view
+        else:  # nothing left to say about it: an unknown namespace reads the same
+            self._views.pop(namespace, None)
+
+    def _replace_all(self, fresh: Mapping[str, Any], version: str,
+                     update: Callable[[NamespaceView, Any], NamespaceView]) -> None:
+        """After a list: every namespace gets update(view, fresh.get(ns)), even those not listed."""
+        with self._lock:
+            for namespace in set(self._views) | set(fresh):
+                self._put(namespace, lambda v: replace(
+                    update(v, fresh.get(namespace)),
+                    resource_version=_newer(v.resource_version, version)))
+
+    def _relist_namespaces(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
+        fresh = build.labels_by_namespace(items, self._keep_labels)
+        self._replace_all(fresh, version, lambda v, labels: replace(
+            v, labels=labels if labels is not None else _EMPTY, known=labels is not None))
+
+    def _relist_policies(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
+        fresh = build.policies_by_namespace((o for o in items if self._key(o)), self._policy)
+        maps = {ns: self._policy_map(p) for ns, p in fresh.items()}
+        self._replace_all(maps, version, lambda v, p: replace(v, policies=p or _EMPTY))
+
+    def _relist_services(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
+        fresh = build.load_balancers_by_namespace(o for o in items if self._key(o))
+        shared = {ns: self._names(frozenset(names)) for ns, names in fresh.items()}
+        self._replace_all(shared, version, lambda v, names: replace(
+            v, load_balancers=names or _NO_NAMES))
+
+    def _namespace_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        name = _metadata(obj).get("name")
+        if not name:
+            return
+        version = str(_metadata(obj).get("resourceVersion") or "")
+        deleted = kind == "DELETED"
+        labels = _EMPTY if deleted else build.namespace_labels(obj, self._keep_labels)
+        with self._lock:
+            self._put(sys.intern(str(name)), lambda v: replace(
+                v, labels=labels, known=not deleted,
+                resource_version=_newer(v.resource_version, version)))
+
+    def _policy_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        key = self._key(obj)
+        if not key:
+            return
+        namespace, name = key
+        version = str(_metadata(obj).get("resourceVersion") or "")
+        summary = None if kind == "DELETED" else self._policy(obj)
+
+        def update(v: NamespaceView) -> NamespaceView:
+            policies = {k: p for k, p in v.policies.items() if k != name}
+            if summary is not None:
+                policies[name] = summary
+            return replace(v, policies=self._policy_map(policies),
+                           resource_version=_newer(v.resource_version, version))
+
+        with self._lock:
+            self._put(namespace, update)
+
+    def _service_event(self, kind: str, obj: Mapping[str, Any]) -> None:
+        key = self._key(obj)
+        if not key:
+            return
+        namespace, name = key
+        version = str(_metadata(obj).get("resourceVersion") or "")
+        balancer = kind != "DELETED" and is_load_balancer(obj)
+
+        def update(v: NamespaceView) -> NamespaceView:
+            names = v.load_balancers | {name} if balancer else v.load_balancers - {name}
+            return replace(v, load_balancers=self._names(frozenset(names)) if names else _NO_NAMES,
+                           resource_version=_newer(v.resource_version, version))
+
+        with self._lock:
+            self._put(namespace, update)

@@ -1,0 +1,85 @@
+"""The offline inventory: cluster state from YAML files, kept current by what netguard allows.
+
+This is the embedded default (no cluster needed). It is loaded from `--objects DIR`, read by
+webhook/inventory/objects.py exactly as `netguard check` reads its manifests, and updated by each non-dry-run
+Service or NetworkPolicy CREATE/UPDATE/DELETE that netguard allowed at the validating stage.
+Each server worker keeps its own copy: with more than one worker, a change a request made is
+seen only by the worker that answered it (the live inventory has no such limit).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping  # not typing's: isinstance on it is slow
+from pathlib import Path
+from typing import Any, Iterable
+
+from webhook.core.decide import REVIEWED
+from webhook.core.labels import is_load_balancer
+from webhook.core.request import AdmissionRequest
+from webhook.core.view import NamespaceView
+from webhook.inventory.objects import STDIN, InputError, read_manifests
+from webhook.inventory.views import build_views_of, name_of, namespace_of
+
+# Operations that change what is stored (a CONNECT's object is not a stored one).
+CHANGES = ("CREATE", "UPDATE", "DELETE")
+
+# What the reader raises, under the name callers of the offline inventory (webhook/cli/main.py) catch:
+# `problems` holds one line per problem, each naming the file and the line.
+ObjectsError = InputError
+
+
+def read_objects(root: str | Path) -> list[Mapping[str, Any]]:
+    """Every Kubernetes object in the files at or below `root`, in file-name order."""
+    if str(root) == STDIN:
+        # Every server worker reads the objects again after the fork: stdin would be empty then.
+        raise ObjectsError([f"{root}: the objects must be a file or folder, not stdin"])
+    return [m.obj for m in read_manifests([str(root)])]
+
+
+class OfflineInventory:
+    def __init__(self, objects: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._lock = threading.Lock()
+        self._views: dict[str, NamespaceView] = build_views_of(objects)
+
+    @classmethod
+    def from_path(cls, root: str | Path | None) -> "OfflineInventory":
+        return cls(read_objects(root) if root else ())
+
+    def ready(self) -> bool:
+        return True
+
+    def view(self, namespace: str) -> NamespaceView:
+        return self._views.get(namespace) or NamespaceView(name=namespace)
+
+    def confirm(self, namespace: str) -> NamespaceView:
+        # Nothing lags here: the files and the observed requests are the whole truth.
+        return self.view(namespace)
+
+    def views(self) -> list[NamespaceView]:
+        return list(self._views.values())
+
+    def observe(self, req: AdmissionRequest) -> None:
+        # Only what netguard reviews: a request for another group's NetworkPolicy is let
+        # through unreviewed and must not become a policy here.
+        if req.dry_run or (req.group, req.kind) not in REVIEWED or req.operation not in CHANGES:
+            return
+        self._apply(req.current, req.kind, deleted=req.operation == "DELETE",
+                    namespace=req.namespace or namespace_of(req.current))
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def _apply(self, obj: Mapping[str, Any], kind: str, deleted: bool, namespace: str) -> None:
+        """A Service or NetworkPolicy of `namespace` stored or deleted."""
+        name = name_of(obj)
+        with self._lock:
+            view = self.view(namespace)
+            if kind == "NetworkPolicy":
+                view = view.without_policy(name) if deleted else view.with_policy(obj)
+            else:
+                view = view.with_load_balancer(name, not deleted and is_load_balancer(obj))
+            self._views[namespace] = view

@@ -1,0 +1,115 @@
+"""The one way namespace views are built from raw Kubernetes objects (as the API serves them,
+or as read from files): by the offline inventory, the live inventory's relists, and
+`netguard audit`.
+
+A view keeps only what the rules read (webhook/core/view.py): a namespace's labels, each policy
+as a `PolicySummary`, the names of the LoadBalancer Services. The live inventory passes its own
+`summarize` and `share` so that equal values are stored once (webhook/inventory/cluster.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping  # not typing's: isinstance on it is slow
+from types import MappingProxyType
+from typing import Any, Callable, Iterable
+
+from webhook.core.labels import is_load_balancer
+from webhook.core.view import NamespaceView, PolicySummary
+from webhook.inventory.objects import api_group
+
+# The kinds that make up cluster state, as (API group, kind). The group matters: Calico's
+# projectcalico.org NetworkPolicy has other semantics (its `action: Allow` rule is no allow-all).
+STATE_KINDS = {("", "Namespace"), ("", "Service"), ("networking.k8s.io", "NetworkPolicy")}
+
+EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
+Summarize = Callable[[Mapping[str, Any]], PolicySummary]
+
+
+def metadata_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = obj.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def namespace_of(obj: Mapping[str, Any]) -> str:
+    """The object's namespace; "default" when a manifest leaves it out, as kubectl does."""
+    return str(metadata_of(obj).get("namespace") or "default")
+
+
+def name_of(obj: Mapping[str, Any]) -> str:
+    return str(metadata_of(obj).get("name") or "")
+
+
+def state_kind(obj: Mapping[str, Any]) -> str | None:
+    """Namespace, Service or NetworkPolicy when the object is one of the state kinds, else None."""
+    kind = str(obj.get("kind") or "")
+    return kind if (api_group(str(obj.get("apiVersion") or "")), kind) in STATE_KINDS else None
+
+
+def label_value(value: Any) -> str:
+    """A label value made a string, as decisions expect: the file reader keeps dates as strings,
+    but objects handed in directly may still hold a date, number or boolean, and such a value
+    copied into a patch by labels.fromNamespace would not serialise to JSON (or would not be a
+    string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def namespace_labels(obj: Mapping[str, Any], keep: frozenset[str] | None = None) -> Mapping[str, str]:
+    """The namespace's labels (only the keys in `keep`, when given), names interned."""
+    labels = metadata_of(obj).get("labels")
+    if not isinstance(labels, Mapping):
+        return EMPTY_LABELS
+    kept = {sys.intern(str(k)): sys.intern(label_value(v)) for k, v in labels.items()
+            if keep is None or k in keep}
+    return MappingProxyType(kept) if kept else EMPTY_LABELS
+
+
+def labels_by_namespace(namespaces: Iterable[Mapping[str, Any]],
+                        keep: frozenset[str] | None = None) -> dict[str, Mapping[str, str]]:
+    return {sys.intern(name_of(ns)): namespace_labels(ns, keep) for ns in namespaces if name_of(ns)}
+
+
+def policies_by_namespace(policies: Iterable[Mapping[str, Any]],
+                          summarize: Summarize = PolicySummary.of) -> dict[str, dict[str, PolicySummary]]:
+    found: dict[str, dict[str, PolicySummary]] = {}
+    for policy in policies:
+        found.setdefault(sys.intern(namespace_of(policy)), {})[sys.intern(name_of(policy))] = summarize(policy)
+    return found
+
+
+def load_balancers_by_namespace(services: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for service in services:
+        if is_load_balancer(service):
+            found.setdefault(sys.intern(namespace_of(service)), set()).add(sys.intern(name_of(service)))
+    return found
+
+
+def build_views(namespaces: Iterable[Mapping[str, Any]], policies: Iterable[Mapping[str, Any]],
+                services: Iterable[Mapping[str, Any]], *,
+                keep_labels: frozenset[str] | None = None) -> dict[str, NamespaceView]:
+    """One NamespaceView per namespace that holds an object or was listed itself. The lists say
+    what each object is (list items from the API carry no `kind`); within a list, a later object
+    of the same name replaces an earlier one."""
+    labels = labels_by_namespace(namespaces, keep_labels)
+    policy_maps = policies_by_namespace(policies)
+    balancers = load_balancers_by_namespace(services)
+    return {
+        name: NamespaceView(name=name, labels=labels.get(name, EMPTY_LABELS),
+                            policies=MappingProxyType(policy_maps.get(name, {})),
+                            load_balancers=frozenset(balancers.get(name, ())), known=name in labels)
+        for name in sorted(set(labels) | set(policy_maps) | set(balancers))
+    }
+
+
+def build_views_of(objects: Iterable[Mapping[str, Any]]) -> dict[str, NamespaceView]:
+    """build_views over a mixed list of objects that carry their kind (files, `check`); objects
+    of other kinds (or of another API group, such as Calico's NetworkPolicy) are ignored."""
+    by_kind: dict[str, list[Mapping[str, Any]]] = {"Namespace": [], "NetworkPolicy": [], "Service": []}
+    for obj in objects:
+        kind = state_kind(obj)
+        if kind is not None:
+            by_kind[kind].append(obj)
+    return build_views(by_kind["Namespace"], by_kind["NetworkPolicy"], by_kind["Service"])

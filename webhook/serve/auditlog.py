@@ -1,0 +1,270 @@
+"""The audit trail: one JSON object per line on stdout for every admission call.
+
+Field names are defined once, here. Every record carries `uid` and `dry_run`; the server writes
+each call's record exactly once, in a `finally`, so a failing handler is recorded too (with its
+HTTP status and error). Gatekeeper's logging.go and deferred stats reporter work the same way.
+
+A serving worker writes the lines from a thread of its own (`AuditLog.start`): the request
+thread stamps the record's time and duration and queues it, and every WRITE_SECONDS the writer
+encodes what has queued and writes it in a few system calls. So a line reaches stdout within
+about 10 ms of the answer, not before it. Nothing is lost on a graceful stop (SIGTERM drains the
+queue at exit); a worker killed outright (SIGKILL, OOM) loses the lines of its last ~10 ms, as
+it would lose what a log agent had not yet read. kube-apiserver's own audit log records every
+decision anyway, through the `auditAnnotations` of each answer. Why: encoding and writing each
+line on the request thread, with a system call that hands the GIL to another thread and waits
+to get it back, cost 20-30 µs of CPU per call under load, a tenth of netguard's throughput
+(bench/README.md, Profile). A writer that falls far behind (a log reader that stopped reading)
+makes callers write their own lines again, so memory stays bounded and the old back-pressure
+returns.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import select
+import sys
+import threading
+import time
+from typing import Any, Iterable, Iterator, TextIO
+
+from webhook.core.outcome import Decision
+from webhook.core.request import AdmissionRequest
+from webhook.serve.background import PeriodicFlush, take_queued
+from webhook.wire import jsoncodec
+
+WRITE_SECONDS = 0.01
+# Past this many queued lines a caller writes its own line: a bounded queue, and back-pressure
+# on the callers when the stream stops taking lines.
+MAX_QUEUED = 10_000
+
+FIELDS = (
+    "time", "uid", "stage", "operation", "kind", "namespace", "name", "user", "field_manager",
+    "dry_run", "allowed", "decision", "rule", "reason", "warnings", "patched_labels",
+    "state", "resource_version", "http_status", "error", "duration_ms",
+)
+
+
+class AuditRecord:
+    """Collects one call's facts as the handler learns them; `finish` lays them out as FIELDS.
+
+    Plain attributes, one dict built at the end: this runs on every admission call, and filling
+    a dict of 21 keys step by step cost more than the decision it records."""
+
+    __slots__ = ("_started", "_stage", "_req", "_decision", "_state", "_resource_version",
+                 "_status", "_error", "_time", "_duration")
+
+    def __init__(self, stage: str) -> None:
+        self._started = time.perf_counter()
+        self._stage = stage
+        self._req: AdmissionRequest | None = None
+        self._decision: Decision | None = None
+        self._state: str | None = None
+        self._resource_version: str | None = None
+        self._status = 200
+        self._error: str | None = None
+        self._time: float | None = None
+        self._duration = 0.0
+
+    def close(self) -> None:
+        """The call is answered: its time and duration are taken now, however late the line is
+        written."""
+        if self._time is None:
+            self._time = time.time()
+            self._duration = time.perf_counter() - self._started
+
+    def request(self, req: AdmissionRequest) -> None:
+        self._req = req
+
+    def decision(self, decision: Decision, state: str, resource_version: str = "") -> None:
+        """The decision on the request given to `request` (called after it)."""
+        self._decision, self._state = decision, state
+        self._resource_version = resource_version or None
+
+    def failed(self, status: int, error: str) -> None:
+        self._status, self._error = status, error
+
+    def finish(self) -> dict[str, Any]:
+        self.close()
+        req, decision = self._req, self._decision
+        if req is None or decision is None:
+            return self._finish_unanswered()
+        # The usual call, on the writer thread for every line: no test per field, and the tuple
+        # of warnings encoded as it is (orjson writes a tuple as an array).
+        labels = decision.patched_labels
+        return {  # in FIELDS order
+            "time": _timestamp(self._time),
+            "uid": req.uid,
+            "stage": self._stage,
+            "operation": req.operation,
+            "kind": req.kind,
+            "namespace": req.namespace,
+            "name": req.name,
+            "user": req.user,
+            "field_manager": req.field_manager,
+            "dry_run": req.dry_run,
+            "allowed": decision.allowed,
+            "decision": decision.verdict,
+            "rule": decision.rule,
+            "reason": decision.reason,
+            "warnings": decision.warnings,
+            "patched_labels": dict(labels) if labels else {},
+            "state": self._state,
+            "resource_version": self._resource_version,
+            "http_status": self._status,
+            "error": self._error,
+            "duration_ms": _milliseconds(self._duration),
+        }
+
+    def _finish_unanswered(self) -> dict[str, Any]:
+        """A call refused before it had a decision (a decision is only recorded after its
+        request): the decision's fields are null, and so are the request's when it had none."""
+        req = self._req
+        return {  # in FIELDS order
+            "time": _timestamp(self._time),
+            "uid": req and req.uid,
+            "stage": self._stage,
+            "operation": req and req.operation,
+            "kind": req and req.kind,
+            "namespace": req and req.namespace,
+            "name": req and req.name,
+            "user": req and req.user,
+            "field_manager": req and req.field_manager,
+            "dry_run": req.dry_run if req else False,
+            "allowed": None,
+            "decision": None,
+            "rule": None,
+            "reason": None,
+            "warnings": [],
+            "patched_labels": {},
+            "state": None,
+            "resource_version": None,
+            "http_status": self._status,
+            "error": self._error,
+            "duration_ms": _milliseconds(self._duration),
+        }
+
+
+def _milliseconds(seconds: float) -> float:
+    # Milliseconds to the nearest µs, as round(seconds * 1000, 3) gives (a million random
+    # durations matched; an exact half µs may go up where round goes down) at a third of its
+    # cost: round with digits works in decimal.
+    return int(seconds * 1e6 + 0.5) / 1000
+
+
+# (whole second, its "YYYY-MM-DDTHH:MM:SS" in UTC): formatted once a second, not once a line.
+# One tuple, replaced whole, so threads never see a second paired with another's text.
+_second: tuple[int, str] = (-1, "")
+
+
+def _timestamp(now: float) -> str:
+    """RFC 3339 UTC with milliseconds, as datetime.isoformat(timespec="milliseconds") + "Z"."""
+    global _second
+    whole = int(now)
+    micros = round((now - whole) * 1e6)  # rounded to µs first, as datetime.fromtimestamp does
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    second, text = _second
+    if second != whole:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)
+    return text + _MILLIS[micros // 1000]
+
+
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))  # the end of a timestamp, made once
+
+
+class AuditLog:
+    """Writes records as JSON lines: queued to a writer thread once `start`ed, else at once.
+
+    To a real file descriptor (stdout in production) lines go out in os.write calls of whole
+    lines, at most PIPE_BUF (4096) bytes each, nearly all of them without a lock: POSIX makes
+    such a write to a pipe atomic and whole, and Linux serialises writes to one open file, so
+    lines from other threads (or from the other gunicorn workers, which share the descriptor)
+    never cut into them. A longer line is written alone, under the lock, in parts if the pipe
+    takes it in parts: it cannot interleave with this process's long lines, but (as always with
+    pipes) it can with the other workers'. Other streams (tests) get an ordinary write and flush.
+    """
+
+    def __init__(self, stream: TextIO | None = None, max_queued: int = MAX_QUEUED) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._queue: collections.deque[AuditRecord] = collections.deque()
+        self._max_queued = max_queued
+        self._flush_lock = threading.Lock()  # one flush at a time keeps the queue's order
+        self._queueing = False  # True while the writer thread runs
+        self._writer = PeriodicFlush(self.flush, "netguard-audit-writer",
+                                     "could not write audit lines; those queued until now are lost")
+
+    def write(self, record: AuditRecord) -> None:
+        record.close()
+        if not self._queueing or len(self._queue) >= self._max_queued:
+            self._write_lines([_encode(record)])
+        else:
+            self._queue.append(record)
+
+    def start(self, interval: float = WRITE_SECONDS) -> None:
+        """Write queued lines every `interval` seconds from a thread, and the rest at exit."""
+        self._writer.start(interval)
+        self._queueing = True
+
+    def stop(self) -> None:
+        """Stop the writer thread and write what is queued; later records are written at once.
+        Call it once no more calls come: one racing with it could be queued after the last
+        flush."""
+        self._queueing = False
+        self._writer.stop()
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every record queued so far, in order."""
+        with self._flush_lock:
+            records = take_queued(self._queue)
+            if records:
+                self._write_lines([_encode(r) for r in records])
+
+    def _fd(self) -> int | None:
+        stream = self._stream or sys.stdout
+        try:
+            return stream.fileno()
+        except (AttributeError, OSError, ValueError):  # StringIO and friends have none
+            return None
+
+    def _write_lines(self, lines: list[bytes]) -> None:
+        fd = self._fd()
+        if fd is None:
+            with self._lock:
+                stream = self._stream or sys.stdout
+                stream.write(b"".join(lines).decode())
+                stream.flush()
+            return
+        for data in _whole_lines_up_to_pipe_buf(lines):
+            if len(data) <= select.PIPE_BUF:
+                written = os.write(fd, data)
+                if written == len(data):
+                    continue
+                data = data[written:]  # cut short (a signal, a full disk): finish under the lock
+            with self._lock:
+                while data:  # a pipe may take a long line in parts
+                    data = data[os.write(fd, data):]
+
+
+def _encode(record: AuditRecord) -> bytes:
+    # UTF-8 bytes; a forged request's lone surrogates come out as ASCII escapes (jsoncodec),
+    # which any stream can carry.
+    return jsoncodec.dumps(record.finish(), default=str) + b"\n"
+
+
+def _whole_lines_up_to_pipe_buf(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines joined into as few writes as possible, each of whole lines and at most PIPE_BUF
+    bytes, except a line longer than that, which is a write of its own."""
+    chunk: list[bytes] = []
+    size = 0
+    for line in lines:
+        if chunk and size + len(line) > select.PIPE_BUF:
+            yield b"".join(chunk)
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line)
+    if chunk:
+        yield b"".join(chunk)

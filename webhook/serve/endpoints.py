@@ -1,0 +1,119 @@
+"""POST /validate and POST /mutate as plain WSGI: the hot path.
+
+Flask's request and response objects cost about 60 µs a call, more than the decision itself
+(bench/README.md, Profile), so the two admission endpoints read the WSGI environ directly; every
+other route stays with Flask (webhook/app.py).
+
+Two error families never mix (docs/design.md, Errors): a malformed call is an HTTP 4xx with a JSON body
+(kube-apiserver's failurePolicy then decides); a policy outcome is HTTP 200 with `allowed`.
+Malformed calls never reach the rules. Every call is audited exactly once, in a `finally`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from http import HTTPStatus
+from typing import Any, Callable, Iterable
+
+from webhook.serve.admission import STAGES, Admission, Evaluation
+from webhook.serve.auditlog import AuditLog, AuditRecord
+from webhook.serve.metrics import Metrics
+from webhook.wire import jsoncodec
+from webhook.wire.response import build_response, error_body, json_body
+from webhook.wire.review import MalformedReview, parse_review
+
+log = logging.getLogger("netguard")
+PATHS = {f"/{stage}": stage for stage in STAGES}
+StartResponse = Callable[..., Any]
+
+
+def read_review(environ: dict[str, Any], limit: int) -> Any:
+    """The decoded body, or MalformedReview with the HTTP status that says what is wrong."""
+    content_type = environ.get("CONTENT_TYPE", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise MalformedReview(f"Content-Type must be application/json, got {content_type or 'none'!r}", 415)
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length:
+        if not length.isdigit():
+            raise MalformedReview(f"Content-Length {length!r} is not a number")
+        size = int(length)
+        if size > limit:
+            raise MalformedReview(f"body of {length} bytes is over the {limit}-byte limit", 413)
+    else:
+        # A chunked body has no length up front: read one byte more than allowed to tell.
+        size = limit + 1
+    # Exactly the announced length when there is one: asking gunicorn for more costs it another
+    # turn of its read loop to find the end of the body.
+    body = environ["wsgi.input"].read(size)
+    if len(body) > limit:
+        raise MalformedReview(f"body is over the {limit}-byte limit", 413)
+    try:
+        return jsoncodec.loads(body)
+    except RecursionError:
+        raise MalformedReview("body is nested too deeply to be an AdmissionReview") from None
+    except ValueError as exc:  # also UnicodeDecodeError: the body is not UTF-8
+        raise MalformedReview(f"body is not valid JSON: {exc}") from None
+
+
+def audit_annotations(evaluation: Evaluation) -> dict[str, str]:
+    """Stored by the apiserver in its own audit log, under keys prefixed with the webhook's name."""
+    decision = evaluation.decision
+    annotations = {"decision": decision.verdict}
+    if decision.rule:
+        annotations["rule"] = decision.rule
+    if evaluation.resource_version:
+        # The cluster state the decision rested on, to replay or dispute it later.
+        annotations["resourceVersion"] = evaluation.resource_version
+    return annotations
+
+
+@functools.lru_cache(maxsize=None)  # a handful of statuses; the enum lookup costs a µs a call
+def _status_line(status: int) -> str:
+    return f"{status} {HTTPStatus(status).phrase}"
+
+
+class AdmissionEndpoints:
+    """WSGI middleware: answers POST /validate and /mutate, hands everything else on."""
+
+    def __init__(self, fallback: Callable, admission: Admission, audit: AuditLog, metrics: Metrics) -> None:
+        self.fallback = fallback
+        self.admission = admission
+        self.audit = audit
+        self.metrics = metrics
+        self.limit = admission.settings.max_body_bytes
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        stage = PATHS.get(environ.get("PATH_INFO", ""))
+        if stage is None or environ.get("REQUEST_METHOD") != "POST":
+            return self.fallback(environ, start_response)
+        status, body = self.review(stage, environ)
+        start_response(_status_line(status),
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def review(self, stage: str, environ: dict[str, Any]) -> tuple[int, bytes]:
+        record = AuditRecord(stage)
+        started = time.perf_counter()
+        req = decision = None
+        status = 200
+        try:
+            req = parse_review(read_review(environ, self.limit))
+            record.request(req)
+            try:
+                evaluation = self.admission.evaluate(stage, req)
+            except Exception as exc:  # a rule tripped on an object of an impossible shape
+                log.exception("could not evaluate %s %s", stage, req.uid)
+                raise MalformedReview(f"request.object could not be evaluated: {type(exc).__name__}: {exc}",
+                                      422) from None
+            decision = evaluation.decision
+            record.decision(decision, evaluation.state, evaluation.resource_version)
+            return 200, json_body(build_response(req, decision, audit_annotations(evaluation)))
+        except MalformedReview as exc:
+            status = exc.status
+            record.failed(status, str(exc))
+            return status, error_body(status, str(exc))
+        finally:
+            self.audit.write(record)
+            self.metrics.observe(stage, req, decision, time.perf_counter() - started, status)

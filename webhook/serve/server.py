@@ -1,0 +1,209 @@
+"""Serving under gunicorn over TLS.
+
+gthread workers keep connections alive 120 s, longer than kube-apiserver's 90 s idle timeout, so
+the client always closes first and never reuses a connection the server just dropped
+(docs/serving.md). gunicorn builds the TLS context for every accepted connection from the
+files on disk, so rotated certificates reach new connections without a restart. Every blocking
+socket call is bounded (--io-timeout), so clients that connect and stall cannot hold the worker
+threads.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from gunicorn.app.base import BaseApplication
+
+KEEPALIVE_SECONDS = 120
+ROTATION_RETRIES = 5
+# CPython collects its youngest generation every 700 new container objects. An admission call
+# makes about 150 (the decoded review alone is a tree of dicts and lists) and reference counting
+# frees nearly all of them when it ends, so most of those collections find nothing to free and
+# cost 1-3 µs per call (bench/README.md, Profile). Cyclic garbage now waits for 10,000 new
+# objects, a few MB at most.
+GC_YOUNG_THRESHOLD = 10_000
+# kube-apiserver sends a request whole, right after the handshake; a connection that stalls
+# longer than this in the middle of a handshake or a request is dropped (_BoundedSSLSocket).
+IO_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    bind: str = "127.0.0.1:8443"
+    certs: Path = Path("certs")
+    workers: int = 1
+    threads: int = 8
+    # Requests are answered in milliseconds; a worker stuck this long is restarted by gunicorn.
+    timeout: int = 30
+    # With a client CA, the TLS layer requires a client certificate it signed (mutual TLS, as
+    # kube-apiserver presents with an admission kubeconfig): others never reach the app.
+    client_ca: Path | None = None
+    io_timeout: float = IO_TIMEOUT_SECONDS
+
+    def gunicorn_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            "bind": [self.bind],
+            "workers": self.workers,
+            "worker_class": "gthread",
+            "threads": self.threads,
+            "keepalive": KEEPALIVE_SECONDS,
+            "timeout": self.timeout,
+            "graceful_timeout": self.timeout,
+            "certfile": str(self.certs / "tls.crt"),
+            "keyfile": str(self.certs / "tls.key"),
+            "accesslog": None,  # stdout carries the audit log; one line per decision is enough
+            "errorlog": "-",
+            "loglevel": "info",
+            "proc_name": "netguard",
+            "child_exit": _child_exit,
+            "ssl_context": _ContextCache(self.io_timeout).hook(),
+        }
+        if self.client_ca is not None:
+            settings["ca_certs"] = str(self.client_ca)
+            settings["cert_reqs"] = ssl.CERT_REQUIRED
+        # Heartbeat files on a tmpfs keep working under a read-only root filesystem.
+        if os.path.isdir("/dev/shm"):
+            settings["worker_tmp_dir"] = "/dev/shm"
+        return settings
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir(path: str) -> None:
+    """Point prometheus_client's multiprocess mode at an empty folder.
+
+    Call before anything imports prometheus_client (it picks its storage at import) and before
+    the fork. Files of an earlier run are removed: they would be counted again.
+    """
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+    os.environ[MULTIPROC_ENV] = path
+
+
+class _BoundedSSLSocket(ssl.SSLSocket):
+    """A server-side TLS socket on which "blocking" means "blocking for at most `io_timeout`".
+
+    gunicorn's gthread worker hands a new connection to a pool thread as soon as its first
+    bytes arrive, then does the handshake and reads the request in blocking mode, with no
+    timeout: a client that completes the handshake (or half of it) and then sends nothing holds
+    that thread until it disconnects. `--threads` such clients, per worker, and netguard answers
+    no one; behind failurePolicy Fail, nobody can change a Service. Bounding every blocking call
+    frees the thread after `io_timeout` (gunicorn logs "Socket error processing request" with a
+    TimeoutError and closes the connection). Kept-alive connections wait in gunicorn's poller,
+    not in a thread, so the keepalive is not shortened.
+    """
+
+    io_timeout: float = IO_TIMEOUT_SECONDS
+
+    def settimeout(self, value: float | None) -> None:
+        _set_timeout(self, self.io_timeout if value is None else value)
+
+    def setblocking(self, flag: bool) -> None:
+        # gunicorn calls this twice a request: straight to C, not through settimeout.
+        _set_timeout(self, self.io_timeout if flag else 0.0)
+
+
+_set_timeout = socket.socket.settimeout
+
+
+class _ContextCache:
+    """gunicorn builds a TLS context per accepted connection, re-reading the certificate files
+    (about 0.7 ms). Reuse the last one while the files are unchanged (same size and mtime), so a
+    rotation still reaches the next connection. Its sockets are _BoundedSSLSocket."""
+
+    def __init__(self, io_timeout: float = IO_TIMEOUT_SECONDS) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._context: ssl.SSLContext | None = None
+        self._socket_class = type("BoundedSSLSocket", (_BoundedSSLSocket,), {"io_timeout": io_timeout})
+
+    def get(self, conf: Any, factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        key = _file_stamps(conf.certfile, conf.keyfile, conf.ca_certs)
+        with self._lock:
+            if key is None or key != self._key:
+                context = _load_retrying(factory)
+                context.sslsocket_class = self._socket_class
+                self._context, self._key = context, key
+            return self._context
+
+    def hook(self) -> Callable[[Any, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
+        """gunicorn's `ssl_context(conf, default_ssl_context_factory)` server hook."""
+        def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+            return self.get(conf, default_ssl_context_factory)
+        return ssl_context
+
+
+def _file_stamps(*paths: str | None) -> tuple | None:
+    try:
+        return tuple((p, s.st_mtime_ns, s.st_size) for p in paths if p for s in [os.stat(p)])
+    except OSError:
+        return None
+
+
+def _load_retrying(factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """A rotation writes tls.crt and tls.key one after the other; a connection that reads
+    between the two sees a pair that does not match. A moment later it does, so retry briefly
+    and serve the connection instead of dropping it."""
+    for attempt in range(ROTATION_RETRIES):
+        try:
+            return factory()
+        except (ssl.SSLError, OSError):
+            if attempt == ROTATION_RETRIES - 1:
+                raise
+            time.sleep(0.02)
+    raise AssertionError("unreachable")
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    # A dead worker's live gauges (inventory readiness, violations) must stop counting.
+    from prometheus_client import multiprocess
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(worker.pid)
+
+
+class NetguardServer(BaseApplication):
+    """gunicorn without its command line: options come from `netguard serve`.
+
+    The WSGI app is built by `load()`, which gunicorn calls in each worker after fork, so nothing
+    (watch threads included) is started before the fork.
+    """
+
+    def __init__(self, options: ServeOptions, app_factory: Callable[[], Any]) -> None:
+        self._options = options
+        self._app_factory = app_factory
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.gunicorn_settings().items():
+            self.cfg.set(key, value)
+        # Newer gunicorn opens a control socket at one fixed path per user; netguard does not use
+        # it, and two servers on one machine (tests, a second instance) would fight over it.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
+
+    def load(self) -> Any:
+        app = self._app_factory()
+        settle_heap()
+        return app
+
+
+def settle_heap() -> None:
+    """Called in each worker once its app is built: what exists now (modules, configuration, the
+    app) lives as long as the worker, so it moves to the permanent generation, where no full
+    collection walks it again; and the youngest generation is collected less often
+    (GC_YOUNG_THRESHOLD). Both servers of bench/ get this: it is serving, not netguard's rules."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
