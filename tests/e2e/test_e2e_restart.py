@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from apiserver import eventually, skip_reason, unique
-from serverproc import lb_review
+from tests.serverproc import lb_review
 
 SKIP = skip_reason()
 pytestmark = [pytest.mark.skipif(SKIP is not None, reason=SKIP or ""), pytest.mark.disruptive]

@@ -581,7 +581,7 @@ def test_objects_of_impossible_shape(hostile_harness, kind, base, path, value, o
     for stage in STAGES:
         response = h.post(stage, review)
         payload = check_answer(response, review, stage)
-        assert response.status_code in (200, 400, 422), response.status_code
+        assert response.status_code in (200, 400), response.status_code
         if response.status_code == 200 and stage == "mutate" and obj is not None:
             # A correct label decision: the patch applied to the hostile object, mutating the
             # result again is a no-op.
@@ -607,7 +607,7 @@ def test_generated_objects_of_impossible_shape(harness, data):
     for stage in STAGES:
         response = harness.post(stage, review)
         payload = check_answer(response, review, stage)
-        assert response.status_code in (200, 400, 422), response.status_code
+        assert response.status_code in (200, 400), response.status_code
         if response.status_code == 200 and stage == "mutate" and obj is not None:
             after = _patched(obj, payload["response"])
             again = make_review(kind=kind, operation=operation, namespace=ns, obj=after, old=old, name="x")

@@ -8,7 +8,7 @@ import ssl
 import threading
 import time
 
-from serverproc import Server, lb_review, netguard
+from tests.serverproc import Server, lb_review, netguard
 
 CLIENTS = 6
 SECONDS = 1.5

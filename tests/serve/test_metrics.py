@@ -7,7 +7,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serverproc import Server, lb_review
+from tests.serverproc import Server, lb_review
 from webhook.serve.metrics import FLUSH_SECONDS
 
 REQUESTS = 12

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from serverproc import Server, lb_review, make_certs
+from tests.serverproc import Server, lb_review, make_certs
 
 
 def client_certificate(ca_dir, out_dir, name="kube-apiserver"):

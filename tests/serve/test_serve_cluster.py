@@ -9,8 +9,8 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serverproc import Server, lb_review
-from watchserver import NAMESPACES, POLICIES, WatchServer
+from tests.serverproc import Server, lb_review
+from tests.watchserver import NAMESPACES, POLICIES, WatchServer
 
 DEFAULT_DENY = {"metadata": {"name": "default-deny", "namespace": "shop"},
                 "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}

@@ -10,10 +10,10 @@ import ssl
 
 import pytest
 
-from serverproc import Server, lb_review, make_certs, netguard, recorded
+from tests.serverproc import Server, lb_review, make_certs, netguard, recorded
 
 MAX_BODY = 65536
-ORDERED_REVIEWS = sorted(p.name for p in __import__("serverproc").FIXTURES.glob("*.json"))
+ORDERED_REVIEWS = sorted(p.name for p in __import__("tests.serverproc", fromlist=["FIXTURES"]).FIXTURES.glob("*.json"))
 NAMESPACE_SHOP = """apiVersion: v1
 kind: Namespace
 metadata: {name: shop, labels: {team: payments}}

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from serverproc import Server, lb_review
+from tests.serverproc import Server, lb_review
 from webhook.serve.server import _ContextCache
 
 IO_TIMEOUT = 1.0

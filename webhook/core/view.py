@@ -28,7 +28,9 @@ class PolicySummary:
     @classmethod
     def of(cls, policy: Mapping[str, Any]) -> "PolicySummary":
         spec = netpol.spec_of(policy)
-        return cls(name=str(policy.get("metadata", {}).get("name", "")),
+        metadata = policy.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        return cls(name=str(name or ""),
                    default_deny=netpol.default_deny_directions(spec),
                    allows_all_ingress=netpol.allows_all_ingress(spec),
                    pod_selector=netpol.frozen_selector(spec.get("podSelector")),

@@ -21,6 +21,7 @@ returns.
 from __future__ import annotations
 
 import collections
+import datetime
 import os
 import select
 import sys
@@ -28,7 +29,7 @@ import threading
 import time
 from typing import Any, Iterable, Iterator, TextIO
 
-from webhook.core.outcome import Decision
+from webhook.core.outcome import Decision, Verdict
 from webhook.core.request import AdmissionRequest
 from webhook.serve.background import PeriodicFlush, take_queued
 from webhook.wire import jsoncodec
@@ -52,7 +53,7 @@ class AuditRecord:
     a dict of 21 keys step by step cost more than the decision it records."""
 
     __slots__ = ("_started", "_stage", "_req", "_decision", "_state", "_resource_version",
-                 "_status", "_error", "_time", "_duration")
+                 "_status", "_error", "_internal", "_time", "_duration")
 
     def __init__(self, stage: str) -> None:
         self._started = time.perf_counter()
@@ -63,6 +64,7 @@ class AuditRecord:
         self._resource_version: str | None = None
         self._status = 200
         self._error: str | None = None
+        self._internal = False
         self._time: float | None = None
         self._duration = 0.0
 
@@ -81,33 +83,33 @@ class AuditRecord:
         self._decision, self._state = decision, state
         self._resource_version = resource_version or None
 
-    def failed(self, status: int, error: str) -> None:
-        self._status, self._error = status, error
+    def failed(self, status: int, error: str, internal: bool = False) -> None:
+        """Answered with an error: the client's (a malformed call) or, `internal`, netguard's own."""
+        self._status, self._error, self._internal = status, error, internal
 
     def finish(self) -> dict[str, Any]:
+        """The record as a dict in FIELDS order. A call refused before it had a decision has the
+        decision's fields null (and the request's too when it had none); one that netguard itself
+        failed on has decision `error`."""
         self.close()
         req, decision = self._req, self._decision
-        if req is None or decision is None:
-            return self._finish_unanswered()
-        # The usual call, on the writer thread for every line: no test per field, and the tuple
-        # of warnings encoded as it is (orjson writes a tuple as an array).
-        labels = decision.patched_labels
-        return {  # in FIELDS order
+        labels = decision.patched_labels if decision else None
+        return {
             "time": _timestamp(self._time),
-            "uid": req.uid,
+            "uid": req.uid if req else None,
             "stage": self._stage,
-            "operation": req.operation,
-            "kind": req.kind,
-            "namespace": req.namespace,
-            "name": req.name,
-            "user": req.user,
-            "field_manager": req.field_manager,
-            "dry_run": req.dry_run,
-            "allowed": decision.allowed,
-            "decision": decision.verdict,
-            "rule": decision.rule,
-            "reason": decision.reason,
-            "warnings": decision.warnings,
+            "operation": req.operation if req else None,
+            "kind": req.kind if req else None,
+            "namespace": req.namespace if req else None,
+            "name": req.name if req else None,
+            "user": req.user if req else None,
+            "field_manager": req.field_manager if req else None,
+            "dry_run": req.dry_run if req else False,
+            "allowed": decision.allowed if decision else None,
+            "decision": decision.verdict if decision else (Verdict.ERROR if self._internal else None),
+            "rule": decision.rule if decision else None,
+            "reason": decision.reason if decision else None,
+            "warnings": decision.warnings if decision else [],  # a tuple: orjson writes it as an array
             "patched_labels": dict(labels) if labels else {},
             "state": self._state,
             "resource_version": self._resource_version,
@@ -116,62 +118,15 @@ class AuditRecord:
             "duration_ms": _milliseconds(self._duration),
         }
 
-    def _finish_unanswered(self) -> dict[str, Any]:
-        """A call refused before it had a decision (a decision is only recorded after its
-        request): the decision's fields are null, and so are the request's when it had none."""
-        req = self._req
-        return {  # in FIELDS order
-            "time": _timestamp(self._time),
-            "uid": req and req.uid,
-            "stage": self._stage,
-            "operation": req and req.operation,
-            "kind": req and req.kind,
-            "namespace": req and req.namespace,
-            "name": req and req.name,
-            "user": req and req.user,
-            "field_manager": req and req.field_manager,
-            "dry_run": req.dry_run if req else False,
-            "allowed": None,
-            "decision": None,
-            "rule": None,
-            "reason": None,
-            "warnings": [],
-            "patched_labels": {},
-            "state": None,
-            "resource_version": None,
-            "http_status": self._status,
-            "error": self._error,
-            "duration_ms": _milliseconds(self._duration),
-        }
-
 
 def _milliseconds(seconds: float) -> float:
-    # Milliseconds to the nearest µs, as round(seconds * 1000, 3) gives (a million random
-    # durations matched; an exact half µs may go up where round goes down) at a third of its
-    # cost: round with digits works in decimal.
-    return int(seconds * 1e6 + 0.5) / 1000
-
-
-# (whole second, its "YYYY-MM-DDTHH:MM:SS" in UTC): formatted once a second, not once a line.
-# One tuple, replaced whole, so threads never see a second paired with another's text.
-_second: tuple[int, str] = (-1, "")
+    return round(seconds * 1000, 3)
 
 
 def _timestamp(now: float) -> str:
-    """RFC 3339 UTC with milliseconds, as datetime.isoformat(timespec="milliseconds") + "Z"."""
-    global _second
-    whole = int(now)
-    micros = round((now - whole) * 1e6)  # rounded to µs first, as datetime.fromtimestamp does
-    if micros >= 1_000_000:
-        whole, micros = whole + 1, micros - 1_000_000
-    second, text = _second
-    if second != whole:
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        _second = (whole, text)
-    return text + _MILLIS[micros // 1000]
-
-
-_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))  # the end of a timestamp, made once
+    """RFC 3339 UTC with milliseconds."""
+    stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AuditLog:

@@ -4,9 +4,11 @@ Flask's request and response objects cost about 60 µs a call, more than the dec
 (bench/README.md, Profile), so the two admission endpoints read the WSGI environ directly; every
 other route stays with Flask (webhook/app.py).
 
-Two error families never mix (docs/design.md, Errors): a malformed call is an HTTP 4xx with a JSON body
-(kube-apiserver's failurePolicy then decides); a policy outcome is HTTP 200 with `allowed`.
-Malformed calls never reach the rules. Every call is audited exactly once, in a `finally`.
+Error families never mix (docs/design.md, Errors): a malformed call is an HTTP 4xx with a JSON
+body; netguard's own failure while deciding is an HTTP 500 with a JSON body, logged and counted
+(kube-apiserver's failurePolicy then decides either way); a policy outcome is HTTP 200 with
+`allowed`. Malformed calls never reach the rules. Every call is audited exactly once, in a
+`finally`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from webhook.wire.review import MalformedReview, parse_review
 
 log = logging.getLogger("netguard")
 PATHS = {f"/{stage}": stage for stage in STAGES}
+INTERNAL_ERROR = 500
+INTERNAL_ERROR_MESSAGE = "netguard failed while deciding this request; its log (stderr) has the details"
 StartResponse = Callable[..., Any]
 
 
@@ -101,12 +105,7 @@ class AdmissionEndpoints:
         try:
             req = parse_review(read_review(environ, self.limit))
             record.request(req)
-            try:
-                evaluation = self.admission.evaluate(stage, req)
-            except Exception as exc:  # a rule tripped on an object of an impossible shape
-                log.exception("could not evaluate %s %s", stage, req.uid)
-                raise MalformedReview(f"request.object could not be evaluated: {type(exc).__name__}: {exc}",
-                                      422) from None
+            evaluation = self.admission.evaluate(stage, req)
             decision = evaluation.decision
             record.decision(decision, evaluation.state, evaluation.resource_version)
             return 200, json_body(build_response(req, decision, audit_annotations(evaluation)))
@@ -114,6 +113,14 @@ class AdmissionEndpoints:
             status = exc.status
             record.failed(status, str(exc))
             return status, error_body(status, str(exc))
+        except Exception:
+            # The call was well formed (parse_review checked every shape the rules read), so
+            # this is netguard's own bug: not the client's fault, and not a policy answer. The
+            # traceback goes to stderr only; the apiserver's failurePolicy decides.
+            status = INTERNAL_ERROR
+            log.exception("netguard failed on %s %s", stage, req.uid if req else "(unparsed)")
+            record.failed(status, INTERNAL_ERROR_MESSAGE, internal=True)
+            return status, error_body(status, INTERNAL_ERROR_MESSAGE)
         finally:
             self.audit.write(record)
             self.metrics.observe(stage, req, decision, time.perf_counter() - started, status)

@@ -20,9 +20,7 @@ caches warm, the same writes cost a fraction of that.
 
 from __future__ import annotations
 
-import bisect
 import collections
-import math
 import os
 import threading
 from typing import Any, Mapping
@@ -51,32 +49,6 @@ FLUSH_SECONDS = 1.0
 MAX_PENDING = 20_000
 
 
-def observe_many(histogram: Any, amounts: list[float]) -> None:
-    """`histogram.observe(a)` for each of `amounts` (a Histogram with its labels applied), as one
-    write per bucket that got any and one to the sum, where observe makes two writes per amount.
-
-    prometheus_client has no public call for a batch, so this adds to the child's own bucket and
-    sum values (`_upper_bounds`, `_buckets`, `_sum`, unchanged from 0.8 to 0.26). Should a
-    version lay them out differently, it falls back to observe, one amount at a time.
-    """
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if not (isinstance(bounds, list) and isinstance(buckets, list) and total is not None
-            and len(bounds) == len(buckets) and bounds and bounds[-1] == float("inf")):
-        for amount in amounts:
-            histogram.observe(amount)
-        return
-    per_bucket = [0] * len(bounds)
-    for amount in amounts:
-        # observe counts an amount in the first bucket whose bound is >= it; the last is +Inf.
-        per_bucket[bisect.bisect_left(bounds, amount)] += 1
-    total.inc(math.fsum(amounts))
-    for bucket, n in zip(buckets, per_bucket):
-        if n:
-            bucket.inc(n)
-
-
 def multiprocess_enabled() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
@@ -100,6 +72,9 @@ class Metrics:
         self.errors = Counter(
             "netguard_admission_errors", "Admission calls refused as malformed, by HTTP status.",
             ["stage", "status"], registry=registry)
+        self.internal_errors = Counter(
+            "netguard_internal_errors", "Admission calls netguard failed on itself (answered HTTP 500).",
+            ["stage"], registry=registry)
         self.duration = Histogram(
             "netguard_admission_duration_seconds", "Time to answer an admission call.",
             ["stage"], buckets=DURATION_BUCKETS, registry=registry)
@@ -119,7 +94,9 @@ class Metrics:
     def observe(self, stage: str, req: AdmissionRequest | None, decision: Decision | None,
                 seconds: float, status: int) -> None:
         """Queue one admission call's counts; `flush` writes them (see the module docstring)."""
-        if req is None or decision is None:
+        if status >= 500:
+            self._pending.append((stage, seconds, self.internal_errors, (stage,)))
+        elif req is None or decision is None:
             self._pending.append((stage, seconds, self.errors, (stage, str(status))))
         else:
             # Only kinds netguard reviews become label values: a forged kind must not mint series.
@@ -139,7 +116,9 @@ class Metrics:
                 durations[stage].append(seconds)
                 counts[(counter, values)] += 1
             for stage, amounts in durations.items():
-                observe_many(self._child(self.duration, (stage,)), amounts)
+                histogram = self._child(self.duration, (stage,))
+                for amount in amounts:
+                    histogram.observe(amount)
             for (counter, values), n in counts.items():
                 self._child(counter, values).inc(n)
 

@@ -1,0 +1,70 @@
+"""webhook/wire/shapes.py: the API shapes of what the rules read, refused with the bad field's path."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reviews import make_review, policy, service
+from webhook.wire.review import MalformedReview, parse_review
+
+LB = service("web", type="LoadBalancer")
+DENY = policy("deny", {"podSelector": {}, "policyTypes": ["Ingress"]})
+
+
+def review_of(obj, kind="Service"):
+    return make_review(kind=kind, obj=obj)
+
+
+@pytest.mark.parametrize("kind, spec, problem", [
+    pytest.param("Service", {"ports": 5}, "spec.ports must be a list, got an integer", id="ports-int"),
+    pytest.param("Service", {"ports": [80]}, "spec.ports[0] must be a map, got an integer", id="ports-of-int"),
+    pytest.param("Service", {"ports": [{"port": "80"}]}, "spec.ports[0].port must be an integer, got a string",
+                 id="port-a-string"),
+    pytest.param("Service", {"ports": [{"port": 80, "targetPort": [1]}]},
+                 "spec.ports[0].targetPort must be an integer or a string, got a list", id="target-list"),
+    pytest.param("Service", {"ports": [{"port": True}]}, "spec.ports[0].port must be an integer, got a boolean",
+                 id="port-bool"),
+    pytest.param("Service", {"selector": {"app": 1}}, "spec.selector['app'] must be a string, got an integer",
+                 id="selector-value"),
+    pytest.param("Service", {"loadBalancerSourceRanges": "0.0.0.0/0"},
+                 "spec.loadBalancerSourceRanges must be a list, got a string", id="ranges-string"),
+    pytest.param("NetworkPolicy", {"podSelector": "app=web"}, "spec.podSelector must be a map, got a string",
+                 id="selector-string"),
+    pytest.param("NetworkPolicy", {"podSelector": {"matchExpressions": [1]}},
+                 "spec.podSelector.matchExpressions[0] must be a map, got an integer", id="expression-int"),
+    pytest.param("NetworkPolicy", {"podSelector": {}, "policyTypes": "Ingress"},
+                 "spec.policyTypes must be a list, got a string", id="types-string"),
+    pytest.param("NetworkPolicy", {"podSelector": {}, "ingress": [{"from": [{"ipBlock": "0.0.0.0/0"}]}]},
+                 "spec.ingress[0].from[0].ipBlock must be a map, got a string", id="ipblock-string"),
+    pytest.param("NetworkPolicy", {"podSelector": {}, "egress": [{"ports": [{"endPort": "90"}]}]},
+                 "spec.egress[0].ports[0].endPort must be an integer, got a string", id="endport-string"),
+])
+def test_a_field_of_the_wrong_type_is_refused_with_its_path(kind, spec, problem):
+    base = LB if kind == "Service" else DENY
+    with pytest.raises(MalformedReview) as refused:
+        parse_review(review_of({**base, "spec": spec}, kind))
+    assert str(refused.value) == f"request.object.{problem}"
+    assert refused.value.status == 400
+
+
+@pytest.mark.parametrize("kind, spec", [
+    pytest.param("Service", {"type": "LoadBalancer", "ports": [{"port": 80, "targetPort": "http"}],
+                             "selector": {"app": "web"}, "loadBalancerSourceRanges": ["10.0.0.0/8"]}, id="service"),
+    pytest.param("Service", {"ports": None, "selector": None}, id="nulls"),
+    pytest.param("NetworkPolicy", {"podSelector": {"matchExpressions": [{"key": "a", "operator": "Exists"}]},
+                                   "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": []}}],
+                                                "ports": [{"port": "http"}, {"port": 80, "endPort": 90}]}]},
+                 id="policy"),
+])
+def test_api_shapes_pass(kind, spec):
+    base = LB if kind == "Service" else DENY
+    assert parse_review(review_of({**base, "spec": spec}, kind)).object["spec"] == spec
+
+
+def test_another_groups_network_policy_is_not_held_to_these_shapes():
+    # Another group's kind of the same name has a schema of its own; netguard does not review it.
+    spec = {"podSelector": "all()", "ingress": [{"action": "Allow"}]}
+    other = {**policy("calico", spec), "apiVersion": "projectcalico.org/v3"}
+    assert parse_review(make_review(kind="NetworkPolicy", group="projectcalico.org", obj=other)).object["spec"] == spec
+    with pytest.raises(MalformedReview):
+        parse_review(make_review(kind="NetworkPolicy", obj=policy("calico", spec)))
