@@ -17,11 +17,13 @@ import dataclasses
 import itertools
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from webhook.core.options import Action
 from webhook.core.rules.loadbalancer import DryRunMode
 from webhook.core.settings import Settings, default_settings
+from webhook.core.view import NamespaceView
+from webhook.inventory.views import build_views_of
 from webhook.core.request import AdmissionRequest
 from webhook.wire.review import parse_review
 
@@ -176,6 +178,15 @@ def fixture_request(name: str) -> AdmissionRequest:
     return parse_review(load_fixture(name))
 
 
+# --------------------------------------------------------------------------- views
+
+
+def view_of(objects: Iterable[Mapping[str, Any]] = (), namespace: str = "shop") -> NamespaceView:
+    """The one way tests build a namespace view: from raw objects, exactly as the inventories and
+    `netguard audit` build theirs (webhook/inventory/views.py)."""
+    return build_views_of(objects).get(namespace) or NamespaceView(name=namespace)
+
+
 # --------------------------------------------------------------------------- settings
 
 
@@ -201,5 +212,5 @@ def settings(*, actions: Mapping[str, str] | None = None, dry_run: str | None = 
 
 __all__ = [
     "FIXTURES", "fixture_names", "fixture_request", "load_fixture",
-    "load_recording", "make_request", "make_review", "namespace", "policy", "service", "settings",
+    "load_recording", "make_request", "make_review", "namespace", "policy", "service", "settings", "view_of",
 ]

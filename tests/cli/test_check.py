@@ -19,11 +19,12 @@ import jsonpatch
 import pytest
 
 from tests.cli.test_scan import DENY_INGRESS, FakeApi, closed_port, namespace, policy, write_kubeconfig
+from tests.reviews import view_of
 from webhook.core import decide, messages
 from webhook.core.patches import apply_patch
 from webhook.cli.check import run_check
 from webhook.core.settings import default_settings
-from webhook.inventory.offline import OfflineInventory, read_objects
+from webhook.inventory.offline import read_objects
 from webhook.cli.report import first_sentence
 from webhook.wire.review import parse_review
 
@@ -546,7 +547,7 @@ def test_verdict_equals_the_servers(tmp_path, capsys, fixture, with_policies):
     body = json.loads((REVIEWS / fixture).read_text())["body"]
     req = parse_review(body)
     scenario = read_objects(SCENARIO)
-    server = decide.validate(req, OfflineInventory(scenario if with_policies else []).view(req.namespace),
+    server = decide.validate(req, view_of(scenario if with_policies else [], req.namespace),
                              default_settings())
 
     inputs = [write(tmp_path / "object.json", json.dumps(body["request"]["object"]))]
@@ -568,7 +569,7 @@ def test_verdict_equals_the_servers(tmp_path, capsys, fixture, with_policies):
 def test_labels_equal_the_servers_patch(tmp_path, capsys, fixture):
     body = json.loads((REVIEWS / fixture).read_text())["body"]
     req = parse_review(body)
-    server = decide.mutate(req, OfflineInventory(read_objects(SCENARIO)).view(req.namespace), default_settings())
+    server = decide.mutate(req, view_of(read_objects(SCENARIO), req.namespace), default_settings())
     patched = jsonpatch.apply_patch(body["request"]["object"], list(server.patch))
 
     _, payload = run_json(capsys, write(tmp_path / "object.json", json.dumps(body["request"]["object"])))

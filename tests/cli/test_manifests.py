@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 import pytest
 import yaml
 
+from tests.reviews import view_of
 from webhook.serve import certs
 from webhook.core import decide, netpol
 from webhook.cli import manifests
@@ -257,9 +258,13 @@ def test_config_map_is_the_default_configuration(docs):
     # Every top-level key is written out (all defaults shown), with comments.
     written = yaml.safe_load(config)
     assert set(written) == {"labels", "exemptNamespaces", "ownNamespace", "rules", "failureMode",
-                            "maxBodyBytes"}
+                            "maxBodyBytes", "scanIntervalSeconds"}
     assert set(written["rules"]) == {"loadbalancer-requires-default-deny", "protect-default-deny",
                                      "required-labels"}
+    # Every option of every rule, with its default (these two were once left out).
+    assert written["rules"]["loadbalancer-requires-default-deny"] == {
+        "action": "deny", "dryRun": "same", "sourceRanges": "ignore"}
+    assert written["scanIntervalSeconds"] == 60
     assert config.count("#") >= 5
 
 
@@ -428,7 +433,7 @@ def test_own_network_policies_by_netguards_own_code(docs):
             widened = {**spec, "podSelector": {}}
             assert not netpol.allows_all_ingress(widened), f"{name} opens every port to everyone"
             assert policy_type(policy) == "allow"
-    view = OfflineInventory(docs).view(NS)
+    view = view_of(docs, NS)
     assert view.default_deny_policies(netpol.INGRESS) == ["default-deny"]
     assert view.default_deny_policies(netpol.EGRESS) == ["default-deny"]
     assert view.cancelling_policies() == []

@@ -12,6 +12,7 @@ import jsonpatch
 import pytest
 
 from tests.reviews import (
+    view_of,
     fixture_names,
     load_fixture,
     make_request,
@@ -21,12 +22,11 @@ from tests.reviews import (
     settings,
 )
 from webhook.core import decide, patches
-from webhook.inventory.offline import OfflineInventory
 from webhook.wire.response import build_response
 from webhook.wire.review import parse_review
 from webhook.core.view import NamespaceView
 
-SHOP = OfflineInventory([namespace("shop", {"team": "payments", "cost-center": "cc-7"})]).view("shop")
+SHOP = view_of([namespace("shop", {"team": "payments", "cost-center": "cc-7"})], "shop")
 COPY_TEAM = settings(from_namespace=("team",))
 
 
@@ -166,7 +166,7 @@ def test_already_correct_gives_no_patch(obj, kind):
 @pytest.mark.parametrize("view, expected", [
     pytest.param(SHOP, {"netguard/exposure": "cluster", "team": "payments", "cost-center": "cc-7"},
                  id="both-copied"),
-    pytest.param(OfflineInventory([namespace("shop", {"team": "payments"})]).view("shop"),
+    pytest.param(view_of([namespace("shop", {"team": "payments"})], "shop"),
                  {"netguard/exposure": "cluster", "team": "payments"}, id="namespace-lacks-one"),
     pytest.param(NamespaceView("shop"), {"netguard/exposure": "cluster"}, id="namespace-unknown"),
 ])
@@ -196,7 +196,7 @@ def test_custom_prefix_owns_its_labels_only():
 
 def test_label_key_with_tilde_is_escaped_as_tilde_zero():
     config = settings(from_namespace=("example.com/a~b",))
-    view = OfflineInventory([namespace("shop", {"example.com/a~b": "v"})]).view("shop")
+    view = view_of([namespace("shop", {"example.com/a~b": "v"})], "shop")
     obj = service(type="ClusterIP", labels={"app": "web"})
     decision = mutate(obj, view=view, config=config)
     paths = [op["path"] for op in decision.patch]

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reviews import make_request, policy, service, settings
+from tests.reviews import make_request, policy, service, settings, view_of
 from webhook.core import decide, netpol
 from webhook.core.config import parse_settings
-from webhook.inventory.offline import OfflineInventory
 
 DENY = policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress"]})
 NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
 
 
 def warnings_for(svc, *policies, config=None):
-    view = OfflineInventory([NS, DENY, *policies]).view("shop")
+    view = view_of([NS, DENY, *policies], "shop")
     decision = decide.validate(make_request(obj=svc), view, config or settings())
     assert decision.allowed
     return decision.warnings
@@ -97,7 +96,7 @@ def test_selector_matching_against_service_labels():
 def test_each_view_gives_its_own_answer_and_a_changed_view_a_new_one():
     from webhook.core.reachability import unreachable_ports
     svc = service("web", type="LoadBalancer")  # selector app=web, target port 8080
-    view = OfflineInventory([NS, DENY]).view("shop")
+    view = view_of([NS, DENY], "shop")
     assert unreachable_ports(svc, view) == ["8080/TCP"]
     assert unreachable_ports(svc, view) == ["8080/TCP"]  # asked again, same answer
     # Same selector, other port: another answer.
@@ -111,6 +110,6 @@ def test_each_view_gives_its_own_answer_and_a_changed_view_a_new_one():
 def test_a_selector_value_that_cannot_be_a_key_is_still_judged():
     from webhook.core.reachability import unreachable_ports
     svc = service("web", type="LoadBalancer", selector={"app": ["web"]})  # a list: unhashable
-    view = OfflineInventory([NS, DENY]).view("shop")
+    view = view_of([NS, DENY], "shop")
     assert unreachable_ports(svc, view) == ["8080/TCP"]
 

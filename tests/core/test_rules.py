@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.reviews import (
+    view_of,
     fixture_names,
     fixture_request,
     make_request,
@@ -35,7 +36,7 @@ ALLOW_WEB = policy("allow-web", {"podSelector": {"matchLabels": {"app": "web"}},
 
 def view(*objects, ns="shop"):
     """The namespace as an OfflineInventory seeded with `shop` (team=payments) and `objects` sees it."""
-    return OfflineInventory([SHOP_NS, *objects]).view(ns)
+    return view_of([SHOP_NS, *objects], ns)
 
 
 def validate(*objects, config=None, **review):
@@ -203,14 +204,14 @@ def test_loadbalancer_create_without_default_deny_is_denied():
 @pytest.mark.parametrize("ns", ["shop", "payments-eu-1", "123", "true", "no", "on", "null"])
 def test_denial_yaml_is_a_default_deny_for_that_namespace(ns):
     req = make_request(namespace=ns, obj=service("web", type="LoadBalancer", namespace=ns))
-    decision = decide.validate(req, OfflineInventory().view(ns), settings())
+    decision = decide.validate(req, view_of([], ns), settings())
     parsed = embedded_policy(decision.message)
     assert parsed["kind"] == "NetworkPolicy"
     assert parsed["apiVersion"] == "networking.k8s.io/v1"
     assert parsed["metadata"]["namespace"] == ns
     assert netpol.INGRESS in netpol.default_deny_directions(parsed["spec"])
     # Applied, the namespace would be default-deny: the same request is then allowed.
-    fixed = OfflineInventory([parsed]).view(ns)
+    fixed = view_of([parsed], ns)
     assert decide.validate(req, fixed, settings()).allowed
 
 
@@ -333,7 +334,7 @@ def test_action_audit_allows_silently_with_verdict_audit():
 ])
 def test_exempt_namespace_is_allowed(ns, config):
     req = make_request(namespace=ns, obj=service("web", type="LoadBalancer", namespace=ns))
-    decision = decide.validate(req, OfflineInventory().view(ns), config)
+    decision = decide.validate(req, view_of([], ns), config)
     assert decision.allowed
     assert decision.warnings == ()
     assert f"namespace {ns} is exempt" == decision.reason

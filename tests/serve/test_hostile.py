@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from tests import strategies as hs
-from tests.reviews import make_review, namespace, policy, service, settings
+from tests.reviews import make_review, namespace, policy, service, settings, view_of
 from webhook.core import decide, labels
 from webhook.serve.admission import Admission
 from webhook.serve.app import create_app
@@ -372,7 +372,7 @@ def test_mutate_patch_applies_is_idempotent_and_touches_only_owned_labels(data):
     old = data.draw(objects_of(kind), label="old") if operation == "UPDATE" else None
     config = data.draw(label_settings(), label="settings")
     ns_labels = data.draw(namespace_labels, label="namespace labels")
-    view = OfflineInventory([namespace("shop", ns_labels)]).view("shop")
+    view = view_of([namespace("shop", ns_labels)], "shop")
 
     req = parse_review(make_review(kind=kind, operation=operation, obj=obj, old=old))
     decision = decide.mutate(req, view, config)
@@ -446,8 +446,8 @@ def test_validate_is_total_and_well_formed(data):
     evaluation = Admission(config, inventory).evaluate("validate", req)
     _check_decision(evaluation.decision)
     if dry_run:
-        assert inventory.view(ns).policies == OfflineInventory(
-            [namespace(ns), *state]).view(ns).policies
+        assert inventory.view(ns).policies == view_of(
+            [namespace(ns), *state], ns).policies
 
 
 # --------------------------------------------------------------------------- 3. impossible shapes
@@ -658,7 +658,7 @@ def test_from_namespace_cannot_name_an_owned_label():
 def test_from_namespace_cannot_override_an_owned_label():
     # Settings built in code skip the file check: the owned label still wins.
     config = settings(from_namespace=("netguard/exposure",))
-    view = OfflineInventory([namespace("shop", {"netguard/exposure": "public"})]).view("shop")
+    view = view_of([namespace("shop", {"netguard/exposure": "public"})], "shop")
     obj = service("web", type="ClusterIP")
     decision = decide.mutate(parse_review(make_review(obj=obj)), view, config)
     after = jsonpatch.JsonPatch([dict(op) for op in decision.patch]).apply(copy.deepcopy(obj))

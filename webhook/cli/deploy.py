@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from webhook.core import reference
 from webhook.inventory.kube import LIVE_READ_GETS, LIVE_READ_TIMEOUT
 
 DEFAULT_NAMESPACE = "netguard-system"
@@ -42,29 +43,9 @@ _ALWAYS_SKIPPED = ("kube-system",)
 # --------------------------------------------------------------------------- configuration
 
 def config_yaml(namespace: str = DEFAULT_NAMESPACE) -> str:
-    """netguard.yaml with every key at its default (ownNamespace = `namespace`), commented.
-
-    Reference: the docstring of webhook/config.py. Parses to `default_settings()` for the
-    default namespace.
-    """
-    return f"""\
-# netguard configuration. Every key is optional; the values below are the defaults.
-# Reference: the docstring of webhook/config.py. Unknown keys are errors.
-labels:
-  prefix: netguard            # owner of the derived labels (netguard/exposure, netguard/policy-type)
-  fromNamespace: []           # label keys copied from the namespace when the object lacks them
-  required: []                # label keys checked by rule required-labels
-# Namespaces netguard never checks or mutates; a list here replaces the default list.
-exemptNamespaces: [kube-system, kube-public, kube-node-lease]
-# netguard's own namespace: always exempt, whatever exemptNamespaces says.
-ownNamespace: {namespace}
-rules:                        # action: deny | warn | audit (audit = allow and record only)
-  loadbalancer-requires-default-deny: {{action: deny, dryRun: same}}   # dryRun: same | warn
-  protect-default-deny: {{action: deny}}
-  required-labels: {{action: deny}}
-failureMode: closed           # closed | open: what to answer when cluster state is unknown
-maxBodyBytes: 8388608         # largest AdmissionReview body accepted (8 MiB)
-"""
+    """netguard.yaml with every key at its default (ownNamespace = `namespace`), commented:
+    generated from the settings' defaults (webhook/core/reference.py)."""
+    return reference.defaults_yaml(namespace)
 
 
 # --------------------------------------------------------------------------- objects

@@ -139,6 +139,20 @@ def _manifests(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from webhook.core import reference
+    if args.what == "reference":
+        sys.stdout.write(reference.reference_markdown())
+    elif args.what == "check":
+        if not args.file:
+            raise SystemExit("netguard config check: give the configuration file to check")
+        load_settings_or_default(args.file)  # a ConfigError names the file, line and key
+        print(f"{args.file}: a valid netguard configuration")
+    else:
+        sys.stdout.write(reference.defaults_yaml(args.namespace))
+    return 0
+
+
 def _passthrough(name: str):
     def run(args: argparse.Namespace) -> int:
         if name == "check":
@@ -195,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     man.add_argument("--url", help="https://HOST:PORT of a netguard outside the cluster: the webhooks call "
                                    "URL/validate and URL/mutate, in-cluster objects are left out")
     man.set_defaults(func=_manifests)
+
+    conf = sub.add_parser("config", help="print the default configuration or its reference, or check a file")
+    conf.add_argument("what", choices=("defaults", "reference", "check"),
+                      help="defaults: netguard.yaml with every key at its default; reference: every "
+                           "key as a markdown table; check FILE: validate a configuration file")
+    conf.add_argument("file", nargs="?", help="the file for `check`")
+    conf.add_argument("--namespace", help="ownNamespace written by `defaults` (default netguard-system)")
+    conf.set_defaults(func=_config)
 
     # check and audit parse their own arguments (their parsers live beside their code).
     for name, help_text in PASSTHROUGH.items():
