@@ -1,4 +1,4 @@
-"""Hypothesis strategies for netguard's hostile-input tests (tests/test_hostile.py).
+"""Hypothesis strategies for netguard's hostile-input tests (tests/serve/test_hostile.py).
 
 Two families:
 

@@ -1,6 +1,6 @@
 """A scriptable stand-in for kube-apiserver's list/watch endpoints, for tests and the benchmark.
 
-It speaks the wire format the kubernetes client and webhook/watch.py read:
+It speaks the wire format the kubernetes client and webhook/inventory/watch.py read:
   LIST   -> {"kind": "...List", "apiVersion": ..., "metadata": {"resourceVersion": "N",
              "continue": ...}, "items": [...]}, paged with ?limit= and ?continue=
   WATCH  -> 200, Transfer-Encoding: chunked, one JSON event per line:

@@ -1,4 +1,4 @@
-"""webhook.manifests and the kustomize tree in manifests/: what is deployed, how it is secured,
+"""webhook.cli.manifests and the kustomize tree in manifests/: what is deployed, how it is secured,
 which requests reach netguard, and that `render()` and the files never drift apart.
 
 The kustomize checks use `kubectl kustomize` (offline) when kubectl is installed; the overlays'
@@ -692,7 +692,7 @@ def test_cli_manifests_when_wired(ca_dir, capsys):
     try:
         args = cli.build_parser().parse_args(["manifests", "--namespace", "guard", "--certs", str(ca_dir)])
     except SystemExit:
-        pytest.skip("`netguard manifests` is not wired into webhook/cli.py yet")
+        pytest.skip("`netguard manifests` is not wired into webhook/cli/main.py yet")
     assert args.command == "manifests"
     capsys.readouterr()
     assert cli.main(["manifests", "--namespace", "guard", "--image", "x/netguard:1", "--certs", str(ca_dir)]) == 0

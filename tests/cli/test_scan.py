@@ -1,7 +1,7 @@
 """`netguard audit`: the pure scan over object lists, and run_audit against a small local HTTP
 server that answers the three list endpoints like kube-apiserver (paged, items without kind).
 
-`FakeApi` is also used by tests/test_check.py for `netguard check --cluster`.
+`FakeApi` is also used by tests/cli/test_check.py for `netguard check --cluster`.
 """
 
 from __future__ import annotations

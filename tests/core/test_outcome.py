@@ -1,4 +1,4 @@
-"""webhook/outcome.py: how the rules' answers merge and how actions soften a violation."""
+"""webhook/core/outcome.py: how the rules' answers merge and how actions soften a violation."""
 
 from __future__ import annotations
 

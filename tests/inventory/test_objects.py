@@ -1,7 +1,7 @@
-"""webhook.objects: Kubernetes objects read from YAML/JSON files, folders and stdin, each with its
+"""webhook.inventory.objects: Kubernetes objects read from YAML/JSON files, folders and stdin, each with its
 file and line; every problem named with its file and line, all of them at once.
 
-`netguard check` (tests/test_check.py) and the offline inventory (tests/test_offline.py) use this
+`netguard check` (tests/cli/test_check.py) and the offline inventory (tests/inventory/test_offline.py) use this
 reader; here it is tested on its own.
 """
 

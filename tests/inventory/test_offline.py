@@ -1,5 +1,5 @@
 """The offline inventory (`netguard serve --objects DIR`): cluster state read from files by
-webhook.objects, kept current by the requests netguard allows.
+webhook.inventory.objects, kept current by the requests netguard allows.
 """
 
 from __future__ import annotations

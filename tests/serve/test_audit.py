@@ -1,4 +1,4 @@
-"""webhook/audit.py: whole JSON lines from many threads, through a pipe or into a file."""
+"""webhook/serve/auditlog.py: whole JSON lines from many threads, through a pipe or into a file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""webhook/background.py: the flush thread keeps going after a failed flush, and says so."""
+"""webhook/serve/background.py: the flush thread keeps going after a failed flush, and says so."""
 
 from __future__ import annotations
 

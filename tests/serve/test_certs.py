@@ -1,4 +1,4 @@
-"""webhook.certs: the files it writes, what is in them, and that Python's ssl accepts them."""
+"""webhook.serve.certs: the files it writes, what is in them, and that Python's ssl accepts them."""
 
 from __future__ import annotations
 

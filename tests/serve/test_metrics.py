@@ -50,7 +50,7 @@ def test_counts_add_up_across_workers(two_workers):
         status, body = two_workers.post_review("/validate", lb_review("metered", f"svc{i}"))
         assert status == 200 and body["response"]["allowed"] is False
     two_workers.request("POST", "/validate", b"{bad", {"Content-Type": "application/json"})
-    # Each worker writes its counts at least once a second (webhook/metrics.py): the worker
+    # Each worker writes its counts at least once a second (webhook/serve/metrics.py): the worker
     # that answers a scrape reports its own calls at once, the other's within FLUSH_SECONDS.
     deadline = time.monotonic() + FLUSH_SECONDS + 10
     while samples(two_workers).get(COUNT) != REQUESTS + 1:

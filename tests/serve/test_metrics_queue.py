@@ -1,4 +1,4 @@
-"""Batched admission counts (webhook/metrics.py): every call observed is counted exactly once,
+"""Batched admission counts (webhook/serve/metrics.py): every call observed is counted exactly once,
 by a scrape, by the flush thread, by a full queue, or at exit, and none is lost under threads."""
 
 from __future__ import annotations

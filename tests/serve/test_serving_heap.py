@@ -1,4 +1,4 @@
-"""What each gunicorn worker does to its heap once its app is built (webhook/serving.py)."""
+"""What each gunicorn worker does to its heap once its app is built (webhook/serve/server.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Clients that connect and then stall cannot starve netguard (webhook/serving.py, --io-timeout).
+"""Clients that connect and then stall cannot starve netguard (webhook/serve/server.py, --io-timeout).
 
 gunicorn's gthread worker reads a new connection's handshake and first request in a pool thread,
 blocking. netguard bounds every blocking socket call, so a stalled client loses its thread after

@@ -1,4 +1,4 @@
-"""webhook/jsoncodec.py: orjson's speed, the standard library's verdicts."""
+"""webhook/wire/jsoncodec.py: orjson's speed, the standard library's verdicts."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`netguard check`: what the webhook would answer for a set of manifests, before they are applied.
 
-For CI and pre-commit: it reads manifests offline with webhook.objects (files, folders searched
+For CI and pre-commit: it reads manifests offline with webhook.inventory.objects (files, folders searched
 recursively for *.yaml / *.yml / *.json, `-` for stdin; multi-document YAML; `kind: List`
 unwrapped) and runs each Service and NetworkPolicy through the same sequence the apiserver
 drives: `decide.mutate` on a synthetic CREATE request, the resulting JSON patch applied to the
@@ -83,7 +83,7 @@ def _object_problems(m: Manifest) -> list[str]:
 
 
 def read_inputs(paths: Sequence[str], stdin: TextIO | None = None) -> list[Manifest]:
-    """Every object of every input (webhook.objects.read_manifests), plus what would make the
+    """Every object of every input (webhook.inventory.objects.read_manifests), plus what would make the
     apiserver refuse a Service, NetworkPolicy or Namespace: all reported at once, before
     anything is evaluated."""
     return read_manifests(paths, stdin, vet=_object_problems,

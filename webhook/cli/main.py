@@ -97,10 +97,10 @@ def _serve(args: argparse.Namespace) -> int:
         inventory = make_inventory()
         inventory.start()
         metrics = Metrics()
-        metrics.start()  # flushes the batched admission counts every second (webhook/metrics.py)
+        metrics.start()  # flushes the batched admission counts every second (webhook/serve/metrics.py)
         Monitor(inventory, settings, metrics).start()
         audit = AuditLog()
-        audit.start()  # lines written by a thread of the worker's own (webhook/audit.py)
+        audit.start()  # lines written by a thread of the worker's own (webhook/serve/auditlog.py)
         return create_app(Admission(settings, inventory), audit, metrics)
 
     options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--client-ca", help="require client certificates signed by this CA (mutual TLS)")
     serve.add_argument("--io-timeout", type=_positive_seconds,
                        help="drop a connection that stalls this long inside a TLS handshake or a "
-                            "request (default 10 s, webhook.serving.IO_TIMEOUT_SECONDS)")
+                            "request (default 10 s, webhook.serve.server.IO_TIMEOUT_SECONDS)")
     serve.set_defaults(func=_serve)
 
     cert = sub.add_parser("certs", help="generate a CA and a serving certificate")

@@ -94,7 +94,7 @@ class _Shared:
 
 
 class ClusterInventory:
-    """Inventory (webhook/inventory.py) kept current by list + watch against the Kubernetes API.
+    """Inventory (webhook/inventory/protocol.py) kept current by list + watch against the Kubernetes API.
 
     `api_client` is a configured kubernetes.client.ApiClient (requests go through it, so its
     authentication, TLS and proxy settings apply); `from_kubeconfig()` and `in_cluster()` build

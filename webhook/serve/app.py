@@ -1,6 +1,6 @@
 """The Flask app: health, readiness, metrics, JSON errors; the admission endpoints in front.
 
-POST /validate and /mutate are answered by webhook/endpoints.py as plain WSGI (the hot path);
+POST /validate and /mutate are answered by webhook/serve/endpoints.py as plain WSGI (the hot path);
 Flask serves everything else, and answers 405 for other methods on the admission paths.
 """
 

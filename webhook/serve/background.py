@@ -1,7 +1,7 @@
 """A flush run every so often from a daemon thread of its own, and once more at exit.
 
 The audit log and the admission metrics queue their work on the request thread and leave the
-writing to such a thread (webhook/audit.py, webhook/metrics.py): with warm caches and in
+writing to such a thread (webhook/serve/auditlog.py, webhook/serve/metrics.py): with warm caches and in
 batches it costs a fraction of what it cost on every call. Start it in the process that serves
 (a gunicorn worker, after the fork): threads do not survive a fork.
 """

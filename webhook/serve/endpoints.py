@@ -2,7 +2,7 @@
 
 Flask's request and response objects cost about 60 µs a call, more than the decision itself
 (bench/README.md, Profile), so the two admission endpoints read the WSGI environ directly; every
-other route stays with Flask (webhook/app.py).
+other route stays with Flask (webhook/serve/app.py).
 
 Error families never mix (docs/design.md, Errors): a malformed call is an HTTP 4xx with a JSON
 body; netguard's own failure while deciding is an HTTP 500 with a JSON body, logged and counted

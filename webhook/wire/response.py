@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from webhook.core.outcome import Decision
 from webhook.core.request import AdmissionRequest
 from webhook.wire import jsoncodec
+from webhook.wire.types import ErrorBody, Response, ReviewResponse
 
 
 def json_body(payload: Any) -> bytes:
@@ -20,17 +21,18 @@ def json_body(payload: Any) -> bytes:
 
 
 def error_body(status: int, message: str) -> bytes:
-    return json_body({"error": message, "status": status})
+    body: ErrorBody = {"error": message, "status": status}
+    return json_body(body)
 
 
 def build_response(request: AdmissionRequest, decision: Decision,
-                   audit_annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+                   audit_annotations: Mapping[str, str] | None = None) -> ReviewResponse:
     """The one place every AdmissionReview response is built (controller-runtime's Complete).
 
     uid and apiVersion come from the request; patch and patchType appear only with a patch, and
     status only on a denial, so no handler can forget or mis-set them.
     """
-    response: dict[str, Any] = {"uid": request.uid, "allowed": decision.allowed}
+    response: Response = {"uid": request.uid, "allowed": decision.allowed}
     if not decision.allowed:
         response["status"] = {"code": 403, "reason": "Forbidden", "message": decision.message}
     if decision.patch:

@@ -39,7 +39,8 @@ def _get(mapping: Mapping[str, Any], key: str, kind: type, where: str,
 
 
 def parse_review(body: Any) -> AdmissionRequest:
-    """Validate the shape of a decoded AdmissionReview and return its request.
+    """Validate the shape of a decoded AdmissionReview (webhook/wire/types.py ReviewRequest)
+    and return its request.
 
     Only the fields netguard reads are checked, but each is checked for type, so no rule ever
     sees a list where it expects a map: the request's own fields here, the reviewed objects'
