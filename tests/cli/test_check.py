@@ -91,14 +91,17 @@ def test_mixed_set(capsys):
     assert code == 1
     assert {name: r["decision"] for name, r in results.items()} == {
         "NetworkPolicy shop/default-deny": "allow",
-        "Service shop/web": "warn",  # allowed, but allow-all cancels the default-deny
+        "Service shop/web": "allow",  # allow-all is refused, so it never cancels the default-deny
         "Service exposed/public-lb": "deny",
         "Service exposed/backend": "allow",
         "Service exposed/debug": "allow",  # from a tab-indented JSON file
-        "NetworkPolicy shop/allow-all": "allow",
+        # It admits every source to every pod while LoadBalancer web depends on the default-deny:
+        # refused like deleting the default-deny would be.
+        "NetworkPolicy shop/allow-all": "deny",
     }
-    assert results["Service shop/web"]["warnings"] == [messages.cancelled_default_deny("shop", ["allow-all"])]
-    assert payload["summary"] == {"reviewed": 6, "denied": 1, "warned": 1, "audited": 0, "allowed": 4,
+    assert results["NetworkPolicy shop/allow-all"]["rule"] == "protect-default-deny"
+    assert results["Service shop/web"]["warnings"] == []
+    assert payload["summary"] == {"reviewed": 6, "denied": 2, "warned": 0, "audited": 0, "allowed": 4,
                                   "skipped": 3, "warnings": 1}
 
 
@@ -361,8 +364,9 @@ def test_text_format(capsys):
     assert [f"    {line}".rstrip() for line in message.splitlines()] == \
         [line for line in denied.splitlines() if line.startswith("    ")]
     assert "  labels added: netguard/exposure=public" in denied
-    assert "warning: default-deny ingress in shop is cancelled" in out
-    assert out.rstrip().splitlines()[-1] == ("netguard check: 6 object(s) reviewed: 1 denied, 1 warned, "
+    guard = next(b for b in blocks if "shop/allow-all" in b)
+    assert guard.startswith("DENY  NetworkPolicy shop/allow-all") and "  rule: protect-default-deny" in guard
+    assert out.rstrip().splitlines()[-1] == ("netguard check: 6 object(s) reviewed: 2 denied, 0 warned, "
                                              "4 allowed; 3 not reviewed; 1 warning(s) about the set")
 
 
@@ -373,16 +377,18 @@ def test_junit_format(capsys):
     cases = suite.findall("testcase")
     failures = [(c.get("name"), c.find("failure")) for c in cases if c.find("failure") is not None]
     assert code == 1
-    assert (suite.get("tests"), suite.get("failures")) == ("6", "1") and len(cases) == 6
-    [(name, failure)] = failures
+    assert (suite.get("tests"), suite.get("failures")) == ("6", "2") and len(cases) == 6
+    [(name, failure), (guard_name, guard)] = failures
     message = messages.loadbalancer_denied("exposed", "public-lb", "CREATE")
     assert name == "Service exposed/public-lb"
     assert failure.get("message") == ("Service exposed/public-lb of type LoadBalancer was refused: namespace "
                                       "exposed has no default-deny ingress NetworkPolicy, so its pods would "
                                       "accept traffic from anywhere the load balancer reaches.")
     assert failure.text == message and failure.get("type") == LB_RULE
+    assert guard_name == "NetworkPolicy shop/allow-all" and guard.get("type") == "protect-default-deny"
+    assert guard.get("message").startswith("NetworkPolicy shop/allow-all cannot be created: it admits every")
     web = next(c for c in cases if c.get("name") == "Service shop/web")
-    assert "cancelled by allow-all policy allow-all" in web.find("system-out").text
+    assert "Flux dry-runs a whole stage" in web.find("system-out").text
     assert web.get("file").endswith("10-shop.yaml") and web.get("line") == "7"
 
 
@@ -403,13 +409,13 @@ def test_github_format(capsys):
     assert code == 1
     assert all(commands), out
     parsed = [(m[1], Path(m[2]).name, int(m[3]), m[4], m[5]) for m in commands]
-    [error] = [p for p in parsed if p[0] == "error"]
+    error, guard = [p for p in parsed if p[0] == "error"]
+    assert guard[1:4] == ("40-allow-all.yaml", 1, "netguard denied NetworkPolicy shop/allow-all")
     assert error[1:4] == ("20-exposed.yaml", 1, "netguard denied Service exposed/public-lb")
     message = messages.loadbalancer_denied("exposed", "public-lb", "CREATE")
     assert error[4] == message.replace("\n", "%0A")
     warnings = [(p[1], p[2], p[3]) for p in parsed if p[0] == "warning"]
-    assert warnings == [("10-shop.yaml", 7, "netguard warning for Service shop/web"),
-                        ("10-shop.yaml", 7, "netguard Flux dry-run")]
+    assert warnings == [("10-shop.yaml", 7, "netguard Flux dry-run")]
     assert out.rstrip().splitlines()[-1].startswith("netguard check: 6 object(s) reviewed")
 
 

@@ -427,11 +427,11 @@ def test_own_network_policies_by_netguards_own_code(docs):
         if name != "default-deny":
             spec = netpol.spec_of(policy)
             assert netpol.default_deny_directions(spec) == frozenset(), name
-            assert not netpol.allows_all_ingress(spec), f"{name} would cancel the default-deny"
+            assert not netpol.opens_every_outside_address(spec), f"{name} would cancel the default-deny"
             # netguard's pods are all the pods of the namespace: read the policy as selecting
             # every pod, and it must still not open everything (it opens one port).
             widened = {**spec, "podSelector": {}}
-            assert not netpol.allows_all_ingress(widened), f"{name} opens every port to everyone"
+            assert not netpol.opens_every_outside_address(widened), f"{name} opens every port to everyone"
             assert policy_type(policy) == "allow"
     view = view_of(docs, NS)
     assert view.default_deny_policies(netpol.INGRESS) == ["default-deny"]

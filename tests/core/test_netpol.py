@@ -75,7 +75,8 @@ def test_every_empty_pod_selector_form_makes_a_default_deny(spec):
 def test_non_empty_pod_selector_is_never_default_deny(selector):
     spec = {"podSelector": selector, "policyTypes": [I, E]}
     assert netpol.default_deny_directions(spec) == frozenset()
-    assert labels.policy_type(policy("db-only", spec)) == "allow"
+    # It isolates the pods it selects (they get nothing from it): not "allow", which misled.
+    assert labels.policy_type(policy("db-only", spec)) == "isolate-all"
 
 
 # --------------------------------------------------------------------------- default-deny
@@ -113,7 +114,14 @@ def test_default_deny_directions(spec, directions):
     pytest.param({"podSelector": {}, "policyTypes": [I, E], "ingress": FROM_FRONTEND}, "default-deny-egress",
                  id="egress-with-ingress-rules"),
     pytest.param({"podSelector": {}, "ingress": FROM_FRONTEND}, "allow", id="allow-rules"),
-    pytest.param({"podSelector": {"matchLabels": {"app": "web"}}}, "allow", id="allow-selected-pods"),
+    # Some pods selected, nothing allowed: they are isolated, not allowed anything.
+    pytest.param({"podSelector": {"matchLabels": {"app": "web"}}}, "isolate-ingress", id="isolate-selected-pods"),
+    pytest.param({"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": [E]}, "isolate-egress",
+                 id="isolate-selected-pods-egress"),
+    pytest.param({"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": [I, E], "ingress": FROM_FRONTEND},
+                 "isolate-egress", id="selected-pods-allowed-in-isolated-out"),
+    pytest.param({"podSelector": {"matchLabels": {"app": "web"}}, "ingress": FROM_FRONTEND}, "allow",
+                 id="allow-selected-pods"),
 ])
 def test_policy_type_label(spec, policy_type):
     assert labels.policy_type(policy("p", spec)) == policy_type
@@ -123,7 +131,7 @@ def test_policy_summary_records_default_deny_and_name():
     summary = PolicySummary.of(policy("deny-all", {"podSelector": {}, "policyTypes": [I, E]}))
     assert summary.name == "deny-all"
     assert summary.default_deny == {I, E}
-    assert summary.allows_all_ingress is False
+    assert summary.open_outside == ()
 
 
 # --------------------------------------------------------------------------- cancelling policies
@@ -136,40 +144,64 @@ def _ingress(*rules, selector=None, types=None):
     return spec
 
 
-@pytest.mark.parametrize("spec, cancels", [
-    pytest.param(_ingress({}), True, id="empty-rule"),
-    pytest.param(_ingress({"from": []}), True, id="empty-from-list"),
-    pytest.param(_ingress({"from": [{"podSelector": {}}]}), True, id="from-empty-podSelector-peer"),
-    pytest.param(_ingress({"from": [{"namespaceSelector": {}}]}), True, id="from-empty-namespaceSelector-peer"),
-    pytest.param(_ingress({"from": [{"namespaceSelector": {}, "podSelector": {}}]}), True,
+BOTH = frozenset({"IPv4", "IPv6"})
+V4, V6, NONE = frozenset({"IPv4"}), frozenset({"IPv6"}), frozenset()
+# Which address families a policy alone admits completely, to every pod on every port. Only a
+# rule with no `from` or ipBlock peers can admit an outside address: podSelector and
+# namespaceSelector select pods, never outside addresses
+# (https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/network-policy-v1/#NetworkPolicyPeer).
+@pytest.mark.parametrize("spec, families", [
+    pytest.param(_ingress({}), BOTH, id="empty-rule"),
+    pytest.param(_ingress({"from": []}), BOTH, id="empty-from-list"),
+    pytest.param(_ingress({"from": [{"podSelector": {}}]}), NONE, id="from-empty-podSelector-peer"),
+    pytest.param(_ingress({"from": [{"namespaceSelector": {}}]}), NONE, id="from-empty-namespaceSelector-peer"),
+    pytest.param(_ingress({"from": [{"namespaceSelector": {}, "podSelector": {}}]}), NONE,
                  id="from-both-selectors-empty"),
-    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}), True, id="ipBlock-all-ipv4"),
-    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "::/0"}}]}), True, id="ipBlock-all-ipv6"),
+    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}), V4, id="ipBlock-all-ipv4"),
+    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "::/0"}}]}), V6, id="ipBlock-all-ipv6"),
+    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/1"}}, {"ipBlock": {"cidr": "128.0.0.0/1"}}]}),
+                 V4, id="ipBlock-halves-are-all-ipv4"),
+    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/1"}}]}, {"from": [{"ipBlock": {"cidr": "128.0.0.0/1"}}]}),
+                 V4, id="halves-in-two-rules"),
+    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}},
+                                    {"ipBlock": {"cidr": "10.0.0.0/8"}}]}), V4, id="except-covered-by-another-peer"),
     pytest.param(_ingress({"from": [{"podSelector": {"matchLabels": {"app": "x"}}},
-                                    {"ipBlock": {"cidr": "0.0.0.0/0"}}]}), True,
+                                    {"ipBlock": {"cidr": "0.0.0.0/0"}}]}), V4,
                  id="one-all-peer-among-others"),
-    pytest.param(_ingress(FROM_FRONTEND[0], {}), True, id="second-rule-allows-all"),
-    pytest.param(_ingress({}, types=[I, E]), True, id="explicit-ingress-type"),
-    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}]}), False,
+    pytest.param(_ingress(FROM_FRONTEND[0], {}), BOTH, id="second-rule-allows-all"),
+    pytest.param(_ingress({}, types=[I, E]), BOTH, id="explicit-ingress-type"),
+    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}]}), NONE,
                  id="ipBlock-with-except"),
-    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}), False, id="ipBlock-narrow"),
-    pytest.param(_ingress({"ports": [{"protocol": "TCP", "port": 80}]}), False, id="empty-from-but-port"),
-    pytest.param(_ingress({"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP"}]}), False,
+    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}), NONE, id="ipBlock-narrow"),
+    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "not-a-cidr"}}]}), NONE, id="ipBlock-unreadable"),
+    pytest.param(_ingress({"ports": [{"protocol": "TCP", "port": 80}]}), NONE, id="empty-from-but-port"),
+    pytest.param(_ingress({"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP"}]}), NONE,
                  id="all-peers-but-protocol-only-port"),
-    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443}]}), False,
+    pytest.param(_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443}]}), NONE,
                  id="ipBlock-all-but-port"),
-    pytest.param(_ingress({"from": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}]}), False,
+    pytest.param(_ingress({"from": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}]}), NONE,
                  id="labelled-namespaceSelector"),
     pytest.param(_ingress({"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"a": "b"}}}]}),
-                 False, id="all-namespaces-but-labelled-pods"),
-    pytest.param(_ingress({}, selector={"matchLabels": {"app": "web"}}), False, id="policy-selects-some-pods"),
-    pytest.param(_ingress({}, types=[E]), False, id="policy-without-ingress-type"),
-    pytest.param({"podSelector": {}}, False, id="default-deny-itself"),
-    pytest.param({"podSelector": {}, "ingress": []}, False, id="empty-ingress-list"),
+                 NONE, id="all-namespaces-but-labelled-pods"),
+    pytest.param(_ingress({}, selector={"matchLabels": {"app": "web"}}), NONE, id="policy-selects-some-pods"),
+    pytest.param(_ingress({}, types=[E]), NONE, id="policy-without-ingress-type"),
+    pytest.param({"podSelector": {}}, NONE, id="default-deny-itself"),
+    pytest.param({"podSelector": {}, "ingress": []}, NONE, id="empty-ingress-list"),
 ])
-def test_allows_all_ingress(spec, cancels):
-    assert netpol.allows_all_ingress(spec) is cancels
-    assert PolicySummary.of(policy("p", spec)).allows_all_ingress is cancels
+def test_what_a_policy_opens_to_every_outside_address(spec, families):
+    assert netpol.opens_every_outside_address(spec) == families
+    view = NamespaceView("shop").with_policy(policy("deny", {"podSelector": {}})).with_policy(policy("p", spec))
+    assert view.open_families() == families
+    assert view.cancelling_policies() == (["p"] if families else [])
+
+
+def test_policies_together_can_cancel_a_default_deny():
+    # Policies are additive: two halves of IPv4 in two policies admit every IPv4 address.
+    view = (NamespaceView("shop").with_policy(policy("deny", {"podSelector": {}}))
+            .with_policy(policy("low", _ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/1"}}]})))
+            .with_policy(policy("high", _ingress({"from": [{"ipBlock": {"cidr": "128.0.0.0/1"}}]}))))
+    assert view.open_families() == V4 and view.cancelling_policies() == ["high", "low"]
+    assert view.without_policy("high").open_families() == NONE
 
 
 def test_namespace_view_reports_default_deny_and_cancelling_policies_apart():

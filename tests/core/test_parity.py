@@ -97,3 +97,19 @@ def test_every_scanning_rule_is_covered_here_and_the_guard_scans_nothing():
     assert {f for rule in registry.RULES for f in rule.findings} == covered
     # The guard is about changes only: no state is a violation of it.
     assert guard.RULE.scan_view is None and guard.RULE.scan_object is None and not guard.RULE.findings
+
+
+def test_two_truly_concurrent_writes_are_surfaced_by_the_scan():
+    """What no admission webhook can close (docs/design.md, Live confirmation): the delete of the
+    last default-deny and a LoadBalancer CREATE, each decided against the state before the other
+    (even a live read sees the other's absence). Both are admitted; the scan reports the result."""
+    before = [namespace("race"), policy("deny", DENY, namespace="race")]
+    view = view_of(before, "race")
+    delete = make_request(kind="NetworkPolicy", operation="DELETE", namespace="race", name="deny",
+                          obj=None, old=policy("deny", DENY, namespace="race"))
+    create = _create(service("web", type="LoadBalancer", namespace="race"))
+    assert guard.RULE.admit(delete, view, CONFIG.context(guard.NAME)).allowed  # no LoadBalancer yet
+    assert loadbalancer.RULE.admit(create, view, CONFIG.context(loadbalancer.NAME)).allowed  # deny still there
+    after = [namespace("race"), service("web", type="LoadBalancer", namespace="race")]
+    found = scan_views(build_views_of(after).values(), CONFIG)
+    assert [(v.rule, v.namespace, v.name) for v in found] == [(loadbalancer.NAME, "race", "web")]

@@ -148,7 +148,8 @@ def test_guard_denial_is_confirmed_live_too():
 
 
 @pytest.mark.parametrize("cached, review, config", [
-    pytest.param(CACHED_DENY, LB_CREATE, settings(), id="allowed-from-cache"),
+    pytest.param(CACHED_DENY, dict(operation="UPDATE", obj=service("web", type="LoadBalancer")),
+                 settings(), id="re-applied-loadbalancer-allowed-from-cache"),
     pytest.param(EMPTY, dict(obj=service("api")), settings(required=("owner",)), id="label-denial"),
     pytest.param(EMPTY, LB_CREATE, settings(actions={LOADBALANCER_RULE: "warn"}), id="warned-violation"),
     pytest.param(EMPTY, LB_CREATE, settings(actions={LOADBALANCER_RULE: "audit"}), id="audited-violation"),
@@ -357,8 +358,32 @@ def test_guard_allow_confirmed_live_stays_allowed():
     assert admission.counters.confirmed == 1 and admission.counters.overturned == 0
 
 
-def test_loadbalancer_allow_is_not_read_live():
-    """Only denials of the LoadBalancer rule pay for a live read (docs/design.md, Live confirmation)."""
-    inventory = FakeInventory(cached=CACHED_DENY)
-    _, _, evaluation = evaluate(inventory, **LB_CREATE)
+def test_loadbalancer_allow_on_a_cached_default_deny_is_read_live():
+    """Read-your-writes for allows (docs/design.md, Live confirmation): the cache still holds a
+    default-deny that was deleted a moment ago; the live read sees it gone and the CREATE is
+    denied. Before, an allow was never confirmed and this LoadBalancer was admitted."""
+    inventory = FakeInventory(cached=CACHED_DENY, live=dataclasses.replace(EMPTY, source="live"))
+    admission, _, evaluation = evaluate(inventory, **LB_CREATE)
+    assert inventory.confirmed == ["shop"]
+    assert not evaluation.decision.allowed and evaluation.decision.rule == LOADBALANCER_RULE
+    assert evaluation.state == "live"
+    assert (admission.counters.overturned, admission.counters.confirmed) == (1, 0)
+
+
+@pytest.mark.parametrize("review", [
+    pytest.param(LB_CREATE, id="create"),
+    pytest.param(dict(operation="UPDATE", obj=service("web", type="LoadBalancer"), old=service("web")),
+                 id="update-to-loadbalancer"),
+])
+def test_loadbalancer_allow_confirmed_live_stays_allowed(review):
+    inventory = FakeInventory(cached=CACHED_DENY, live=WITH_DENY)
+    admission, _, evaluation = evaluate(inventory, **review)
+    assert inventory.confirmed == ["shop"] and evaluation.decision.allowed
+    assert (admission.counters.overturned, admission.counters.confirmed) == (0, 1)
+
+
+def test_a_reapplied_loadbalancer_is_not_read_live():
+    # Already a LoadBalancer: nothing the rule guards changes, so no live read is paid for.
+    inventory = FakeInventory(cached=CACHED_DENY, live=EMPTY)
+    _, _, evaluation = evaluate(inventory, operation="UPDATE", obj=service("web", type="LoadBalancer"))
     assert evaluation.decision.allowed and inventory.confirmed == []

@@ -24,6 +24,10 @@ def _skip(req: AdmissionRequest, settings: Settings) -> Decision | None:
         return allow(f"netguard does not review {req.kind or 'this kind'}")
     if req.namespace in settings.exempt_namespaces:
         return allow(f"namespace {req.namespace} is exempt")
+    if req.sub_resource:
+        # A status UPDATE is a controller (the cloud controller writing the load balancer's
+        # address) reporting what is, not a change of intent: nothing to refuse, warn or label.
+        return allow(f"netguard does not review the {req.sub_resource} subresource")
     return None
 
 

@@ -48,13 +48,28 @@ def exposure(service: Mapping[str, Any]) -> str:
 
 
 def policy_type(policy: Mapping[str, Any]) -> str:
-    """default-deny-all | default-deny-ingress | default-deny-egress | allow."""
-    directions = netpol.default_deny_directions(netpol.spec_of(policy))
-    if directions == {netpol.INGRESS, netpol.EGRESS}:
-        return "default-deny-all"
-    if directions:
-        return f"default-deny-{next(iter(directions)).lower()}"
+    """What the policy does, in one word (docs/design.md, Labels):
+
+    - default-deny-all | default-deny-ingress | default-deny-egress: it selects every pod of the
+      namespace and allows nothing in that direction;
+    - isolate-all | isolate-ingress | isolate-egress: it selects some pods and allows them nothing
+      in that direction (they are isolated: only what other policies allow gets through);
+    - allow: it allows some traffic in every direction it covers.
+    """
+    spec = netpol.spec_of(policy)
+    denied = netpol.default_deny_directions(spec)
+    if denied:
+        return _direction_label("default-deny", denied)
+    isolated = netpol.isolated_directions(spec)
+    if isolated:
+        return _direction_label("isolate", isolated)
     return "allow"
+
+
+def _direction_label(prefix: str, directions: frozenset[str]) -> str:
+    if directions == {netpol.INGRESS, netpol.EGRESS}:
+        return f"{prefix}-all"
+    return f"{prefix}-{next(iter(directions)).lower()}"
 
 
 def metadata_map(obj: Mapping[str, Any] | None, field: str) -> Mapping[str, str]:

@@ -73,9 +73,57 @@ def dry_run_summary(summary: str) -> str:
     return f"dry-run, would be denied: {summary}"
 
 
-def cancelled_default_deny(namespace: str, cancelling: list[str]) -> str:
-    return (f"default-deny ingress in {namespace} is cancelled by allow-all policy "
+def families(open_families: Iterable[str]) -> str:
+    return " and ".join(sorted(open_families))
+
+
+def cancelled_default_deny(namespace: str, cancelling: list[str], open_families: Iterable[str]) -> str:
+    return (f"default-deny ingress in {namespace} is cancelled for {families(open_families)} by "
             f"{listing(cancelling)}: pods are not isolated")
+
+
+def guard_cancel_denied(namespace: str, policy: str, operation: str, open_families: Iterable[str],
+                        services: Iterable[str]) -> str:
+    verb = "created" if operation == "CREATE" else "changed this way"
+    services = list(services)
+    return (
+        f"NetworkPolicy {namespace}/{policy} cannot be {verb}: it admits every {families(open_families)} "
+        f"address to every pod of namespace {namespace} on every port, which cancels the namespace's "
+        f"default-deny ingress, and {len(services)} LoadBalancer Service(s) depend on it: "
+        f"{listing(services)}. "
+        "Admit only what the pods need instead: select the pods (podSelector), name the sources "
+        "(ipBlock with the load balancer's or the clients' ranges) and the ports, for example:\n"
+        f"{allow_from_ranges_yaml(namespace, policy)}"
+    )
+
+
+def guard_cancel_summary(namespace: str, policy: str, open_families: Iterable[str], count: int) -> str:
+    return (f"NetworkPolicy {namespace}/{policy} would open every {families(open_families)} address; "
+            f"{count} LoadBalancer(s) depend on the default-deny")
+
+
+def allow_from_ranges_yaml(namespace: str, name: str) -> str:
+    """An allow policy for the pods behind a LoadBalancer, from named ranges on named ports."""
+    return (
+        "apiVersion: networking.k8s.io/v1\n"
+        "kind: NetworkPolicy\n"
+        "metadata:\n"
+        f"  name: {yaml_string(name)}\n"
+        f"  namespace: {yaml_string(namespace)}\n"
+        "spec:\n"
+        "  podSelector:\n"
+        "    matchLabels:\n"
+        "      app: <the Service's selector>\n"
+        "  policyTypes:\n"
+        "  - Ingress\n"
+        "  ingress:\n"
+        "  - from:\n"
+        "    - ipBlock:\n"
+        "        cidr: <the clients' range>\n"
+        "    ports:\n"
+        "    - protocol: TCP\n"
+        "      port: <the target port>\n"
+    )
 
 
 def guard_denied(namespace: str, policy: str, operation: str, services: Iterable[str]) -> str:

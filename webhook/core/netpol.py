@@ -6,6 +6,7 @@ Pure functions over the policy's dict as the API serves it.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import (  # not typing's: isinstance on those is slow
     Iterable,
     Mapping,
@@ -14,7 +15,6 @@ from typing import Any
 
 INGRESS = "Ingress"
 EGRESS = "Egress"
-ALL_ADDRESSES = ("0.0.0.0/0", "::/0")
 
 
 def selects_all(selector: Mapping[str, Any] | None) -> bool:
@@ -40,6 +40,11 @@ def _rules(spec: Mapping[str, Any], direction: str) -> list[Any]:
     return list(spec.get(direction.lower()) or [])
 
 
+def isolated_directions(spec: Mapping[str, Any]) -> frozenset[str]:
+    """Directions in which the pods this policy selects (whichever they are) get nothing from it."""
+    return frozenset(d for d in effective_policy_types(spec) if not _rules(spec, d))
+
+
 def default_deny_directions(spec: Mapping[str, Any]) -> frozenset[str]:
     """Directions this policy denies by default: it selects every pod, covers D, has no D rules."""
     if not selects_all(spec.get("podSelector")):
@@ -47,30 +52,84 @@ def default_deny_directions(spec: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(d for d in effective_policy_types(spec) if not _rules(spec, d))
 
 
-def _peer_is_everyone(peer: Mapping[str, Any]) -> bool:
-    block = peer.get("ipBlock")
-    if block is not None:
-        return block.get("cidr") in ALL_ADDRESSES and not block.get("except")
-    selectors = [peer[k] for k in ("podSelector", "namespaceSelector") if k in peer]
-    return all(selects_all(s) for s in selectors)
+# ------------------------------------------------------------------ what admits outside traffic
+# A LoadBalancer brings traffic from outside the cluster. A peer's podSelector selects pods of the
+# policy's namespace and a namespaceSelector pods of the selected namespaces: neither ever matches
+# an outside address. Only a rule with no `from` (every source) or an ipBlock peer can admit it.
+# https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/network-policy-v1/#NetworkPolicyPeer
+
+IPV4, IPV6 = "IPv4", "IPv6"
+EVERY_ADDRESS = {IPV4: ipaddress.ip_network("0.0.0.0/0"), IPV6: ipaddress.ip_network("::/0")}
+# Bounds the arithmetic a forged policy can ask for (excepts split a block into pieces).
+MAX_BLOCK_PIECES = 4096
 
 
-def _rule_allows_every_source(rule: Mapping[str, Any]) -> bool:
-    """An ingress rule with no port restriction whose `from` is empty or holds an all-peer."""
+def _block_ranges(block: Mapping[str, Any]) -> list["ipaddress.IPv4Network | ipaddress.IPv6Network"]:
+    """The addresses an ipBlock admits: its cidr minus its excepts (an unreadable cidr: none)."""
+    try:
+        pieces = [ipaddress.ip_network(str(block.get("cidr") or ""), strict=False)]
+    except ValueError:
+        return []
+    for text in block.get("except") or ():
+        try:
+            cut = ipaddress.ip_network(str(text), strict=False)
+        except ValueError:
+            continue  # the API refuses such an except; never let it widen the block
+        kept = []
+        for piece in pieces:
+            if cut.version != piece.version or not piece.overlaps(cut):
+                kept.append(piece)
+            elif not cut.supernet_of(piece):  # the cut lies inside: the rest of the piece stays
+                kept.extend(piece.address_exclude(cut))
+        pieces = kept[:MAX_BLOCK_PIECES]
+    return pieces
+
+
+def _rule_open_ranges(rule: Mapping[str, Any]) -> list["ipaddress.IPv4Network | ipaddress.IPv6Network"]:
+    """What one ingress rule admits from outside on every port."""
     if rule.get("ports"):
-        return False
+        return []  # some ports only: the default-deny still holds for the others
     peers = rule.get("from") or []
-    return not peers or any(_peer_is_everyone(p) for p in peers if isinstance(p, Mapping))
+    if not peers:
+        return list(EVERY_ADDRESS.values())  # no `from`: every source
+    ranges = []
+    for peer in peers:
+        if isinstance(peer, Mapping) and isinstance(peer.get("ipBlock"), Mapping):
+            ranges.extend(_block_ranges(peer["ipBlock"]))
+    return ranges
 
 
-def allows_all_ingress(spec: Mapping[str, Any]) -> bool:
-    """True for a policy that selects every pod and admits every source on every port.
-
-    Policies are additive, so such a policy cancels any ingress default-deny in its namespace.
-    """
+def open_outside_ranges(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The outside addresses this policy admits to every pod of its namespace on every port, as
+    collapsed CIDRs; empty unless it selects every pod and covers Ingress."""
     if not selects_all(spec.get("podSelector")) or INGRESS not in effective_policy_types(spec):
-        return False
-    return any(_rule_allows_every_source(r) for r in _rules(spec, INGRESS) if isinstance(r, Mapping))
+        return ()
+    ranges = [r for rule in _rules(spec, INGRESS) if isinstance(rule, Mapping) for r in _rule_open_ranges(rule)]
+    return tuple(str(n) for family in (4, 6)
+                 for n in ipaddress.collapse_addresses(r for r in ranges if r.version == family))
+
+
+def covered_families(ranges: Iterable[str]) -> frozenset[str]:
+    """The address families (IPv4, IPv6) whose every address the union of `ranges` covers:
+    0.0.0.0/1 with 128.0.0.0/1 is all of IPv4."""
+    networks = [ipaddress.ip_network(r) for r in ranges]
+    covered = set()
+    for family, everything in EVERY_ADDRESS.items():
+        collapsed = list(ipaddress.collapse_addresses(n for n in networks if n.version == everything.version))
+        if collapsed == [everything]:
+            covered.add(family)
+    return frozenset(covered)
+
+
+def covered_families_of_any(ranges: Iterable[str]) -> frozenset[str]:
+    """The families any of `ranges` belongs to."""
+    return frozenset(IPV4 if ":" not in r else IPV6 for r in ranges)
+
+
+def opens_every_outside_address(spec: Mapping[str, Any]) -> frozenset[str]:
+    """The families of which this policy alone admits every outside address to every pod on every
+    port: such a policy cancels an ingress default-deny for outside traffic (policies are additive)."""
+    return covered_families(open_outside_ranges(spec))
 
 
 def spec_of(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:

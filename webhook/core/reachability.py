@@ -24,7 +24,7 @@ def target_ports(service: Mapping[str, Any]) -> list[tuple[str, int | str]]:
 def _target_ports(spec: Mapping[str, Any]) -> list[tuple[str, int | str]]:
     found = []
     for p in spec.get("ports") or ():
-        if isinstance(p, Mapping):
+        if type(p) is dict or isinstance(p, Mapping):  # the ABC test alone is slow
             target = p.get("targetPort", p.get("port"))
             if target is not None:
                 found.append((str(p.get("protocol") or "TCP"), target))
@@ -39,7 +39,7 @@ def unreachable_ports(service: Mapping[str, Any], view: NamespaceView) -> list[s
     """
     spec = netpol.spec_of(service)
     selector = spec.get("selector")
-    if not selector or not isinstance(selector, Mapping):
+    if not selector or not (type(selector) is dict or isinstance(selector, Mapping)):
         return []
     return list(_unreachable(selector, _target_ports(spec), view))
 

@@ -29,6 +29,7 @@ class AdmissionRequest(NamedTuple):
     object: Mapping[str, Any] | None
     old_object: Mapping[str, Any] | None
     field_manager: str
+    sub_resource: str = ""  # request.subResource, e.g. "status"; "" for the object itself
 
     @property
     def current(self) -> Mapping[str, Any]:

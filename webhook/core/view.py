@@ -19,7 +19,9 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 class PolicySummary:
     name: str
     default_deny: frozenset[str]  # directions it denies by default
-    allows_all_ingress: bool  # selects every pod and admits every source: cancels a default-deny
+    # What it admits from outside the cluster to every pod on every port (collapsed CIDRs): with
+    # the other policies' (they are additive), it may cancel a default-deny for outside traffic.
+    open_outside: tuple[str, ...]
     # For the reachability warning: which pods it selects, and the ports on which it admits
     # traffic from outside the cluster (netpol.external_ingress).
     pod_selector: netpol.Selector = ((), ())
@@ -32,7 +34,7 @@ class PolicySummary:
         name = metadata.get("name") if isinstance(metadata, Mapping) else None
         return cls(name=str(name or ""),
                    default_deny=netpol.default_deny_directions(spec),
-                   allows_all_ingress=netpol.allows_all_ingress(spec),
+                   open_outside=netpol.open_outside_ranges(spec),
                    pod_selector=netpol.frozen_selector(spec.get("podSelector")),
                    external_ingress=netpol.external_ingress(spec))
 
@@ -58,14 +60,21 @@ class NamespaceView:
     # reads it, and a view is read by many decisions.
     _ingress_guards: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _cancelling: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _open_families: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         guards = cancelling = ()
+        families: frozenset[str] = frozenset()
         if self.policies:
             guards = tuple(sorted(p.name for p in self.policies.values() if netpol.INGRESS in p.default_deny))
-            cancelling = tuple(sorted(p.name for p in self.policies.values() if p.allows_all_ingress))
+            opening = [p for p in self.policies.values() if p.open_outside]
+            if opening:
+                families = netpol.covered_families(r for p in opening for r in p.open_outside)
+                cancelling = tuple(sorted(p.name for p in opening
+                                          if families & netpol.covered_families_of_any(p.open_outside)))
         object.__setattr__(self, "_ingress_guards", guards)
         object.__setattr__(self, "_cancelling", cancelling)
+        object.__setattr__(self, "_open_families", families)
 
     @classmethod
     def unknown(cls, name: str) -> "NamespaceView":
@@ -89,7 +98,13 @@ class NamespaceView:
         return sorted(p.name for p in self.policies.values() if direction in p.default_deny)
 
     def cancelling_policies(self) -> list[str]:
+        """The policies that together admit every outside address (of IPv4 or IPv6) to every pod
+        on every port: they cancel any ingress default-deny for a LoadBalancer's traffic."""
         return list(self._cancelling)
+
+    def open_families(self) -> frozenset[str]:
+        """The address families every address of which reaches every pod on every port."""
+        return self._open_families
 
     def with_policy(self, policy: Mapping[str, Any]) -> "NamespaceView":
         summary = PolicySummary.of(policy)

@@ -62,7 +62,7 @@ class OfflineInventory:
     def observe(self, req: AdmissionRequest) -> None:
         # Only what netguard reviews: a request for another group's NetworkPolicy is let
         # through unreviewed and must not become a policy here.
-        if req.dry_run or (req.group, req.kind) not in REVIEWED or req.operation not in CHANGES:
+        if req.dry_run or req.sub_resource or (req.group, req.kind) not in REVIEWED or req.operation not in CHANGES:
             return
         self._apply(req.current, req.kind, deleted=req.operation == "DELETE",
                     namespace=req.namespace or namespace_of(req.current))

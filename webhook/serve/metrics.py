@@ -85,7 +85,7 @@ class Metrics:
             "netguard_watch_restarts", "Watches of the API restarted (errors, 410 Gone, timeouts).",
             registry=registry)
         self.live_reads = Counter(
-            "netguard_live_reads", "Live reads made before a denial; overturned when the cache lagged.",
+            "netguard_live_reads", "Live reads confirming an answer that rested on cached state; overturned when the cache lagged.",
             ["result"], registry=registry)
         self.violations = Gauge(
             "netguard_violations", "Current violations found by the periodic scan, by rule.",

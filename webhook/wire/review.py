@@ -29,6 +29,8 @@ class MalformedReview(ValueError):
 def _get(mapping: Mapping[str, Any], key: str, kind: type, where: str,
          required: bool = False) -> Any:
     value = mapping.get(key)
+    if type(value) is kind:  # decoded JSON holds exact dicts, strs and bools: the usual answer
+        return value
     if value is None:
         if required:
             raise MalformedReview(f"{where}.{key} is required")
@@ -83,6 +85,7 @@ def parse_review(body: Any) -> AdmissionRequest:
         _get(request, "dryRun", bool, "request") or False,
         obj, old,
         _optional_str(options, "fieldManager", "request.options"),
+        _optional_str(request, "subResource", "request"),
     )
 
 

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-# A shape checks one value and returns what is wrong with it (None when nothing is): `check(value,
-# path)`. null is accepted everywhere (the API omits empty fields; JSON may spell them null).
-Shape = Callable[[Any, str], "str | None"]
-
-
-def _scalar(test: Callable[[Any], bool], what: str) -> Shape:
-    def check(value: Any, path: str) -> str | None:
-        return None if value is None or test(value) else f"{path} must be {what}, got {_name(value)}"
-    return check
+# A shape checks one value and returns None when it is fine, else (path below the value, what is
+# wrong). The path is only built on the way back up from a problem: checking a good object (every
+# real request) formats no string. null is accepted everywhere (the API omits empty fields; JSON
+# may spell them null).
+Problem = tuple[str, str]
+Shape = Callable[[Any], "Problem | None"]
 
 
 def _name(value: Any) -> str:
@@ -31,49 +28,59 @@ def _name(value: Any) -> str:
             float: "a number"}.get(type(value), type(value).__name__)
 
 
-STRING = _scalar(lambda v: isinstance(v, str), "a string")
-INTEGER = _scalar(lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
-INT_OR_STRING = _scalar(lambda v: isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)),
-                        "an integer or a string")
+def _scalar(test: Callable[[Any], bool], what: str) -> Shape:
+    def check(value: Any) -> Problem | None:
+        return None if value is None or test(value) else ("", f"must be {what}, got {_name(value)}")
+    return check
+
+
+STRING = _scalar(lambda v: type(v) is str or isinstance(v, str), "a string")
+INTEGER = _scalar(lambda v: type(v) is int or (isinstance(v, int) and not isinstance(v, bool)), "an integer")
+INT_OR_STRING = _scalar(lambda v: type(v) in (int, str) or isinstance(v, str)
+                        or (isinstance(v, int) and not isinstance(v, bool)), "an integer or a string")
 
 
 def list_of(item: Shape) -> Shape:
-    def check(value: Any, path: str) -> str | None:
+    def check(value: Any) -> Problem | None:
         if value is None:
             return None
-        if not isinstance(value, list):
-            return f"{path} must be a list, got {_name(value)}"
+        if type(value) is not list:
+            return "", f"must be a list, got {_name(value)}"
         for index, element in enumerate(value):
-            problem = item(element, f"{path}[{index}]")
-            if problem:
-                return problem
+            problem = item(element)
+            if problem is not None:
+                return f"[{index}]{problem[0]}", problem[1]
         return None
     return check
 
 
 def map_of(fields: Mapping[str, Shape]) -> Shape:
-    def check(value: Any, path: str) -> str | None:
+    items = tuple(fields.items())
+
+    def check(value: Any) -> Problem | None:
         if value is None:
             return None
-        if not isinstance(value, Mapping):
-            return f"{path} must be a map, got {_name(value)}"
-        for key, shape in fields.items():
-            problem = shape(value.get(key), f"{path}.{key}")
-            if problem:
-                return problem
+        if type(value) is not dict and not isinstance(value, Mapping):  # the ABC test is slow
+            return "", f"must be a map, got {_name(value)}"
+        for key, shape in items:
+            field = value.get(key)
+            if field is not None:
+                problem = shape(field)
+                if problem is not None:
+                    return f".{key}{problem[0]}", problem[1]
         return None
     return check
 
 
-def _strings(value: Any, path: str) -> str | None:
+def _strings(value: Any) -> Problem | None:
     """A map of string to string (labels, a Service's selector)."""
     if value is None:
         return None
-    if not isinstance(value, Mapping):
-        return f"{path} must be a map of strings, got {_name(value)}"
+    if type(value) is not dict and not isinstance(value, Mapping):
+        return "", f"must be a map of strings, got {_name(value)}"
     for key, element in value.items():
-        if not isinstance(element, str):
-            return f"{path}[{key!r}] must be a string, got {_name(element)}"
+        if type(element) is not str:
+            return f"[{key!r}]", f"must be a string, got {_name(element)}"
     return None
 
 
@@ -115,4 +122,5 @@ SPECS: Mapping[tuple[str, str], Shape] = {
 def spec_problem(group: str, kind: str, obj: Mapping[str, Any], where: str) -> str | None:
     """What is wrong with the spec of an object of this kind, or None (also for other kinds)."""
     shape = SPECS.get((group, kind))
-    return shape(obj.get("spec"), f"{where}.spec") if shape is not None else None
+    problem = shape(obj.get("spec")) if shape is not None else None
+    return None if problem is None else f"{where}.spec{problem[0]} {problem[1]}"

@@ -29,6 +29,7 @@ class Request(TypedDict, total=False):
     uid: str  # required
     kind: GroupVersionKind  # required
     operation: Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]  # required
+    subResource: str  # e.g. "status"
     namespace: str
     name: str
     userInfo: UserInfo

@@ -1,8 +1,11 @@
-"""Rule protect-default-deny: the last ingress default-deny of a namespace stays while
+"""Rule protect-default-deny: a namespace's ingress default-deny stays in force while
 LoadBalancer Services depend on it.
 
-Deleting it, or changing it to stop denying, would open those Services' pods to everything the
-load balancer reaches. The rule is about changes only: a state has nothing for it to scan.
+Deleting the last default-deny, changing it to stop denying, or creating (or changing) a policy
+that admits every outside address to every pod on every port would each open those Services'
+pods to everything the load balancer reaches: policies are additive, so the last one cancels the
+default-deny as surely as a delete removes it. The rule is about changes only: a state has
+nothing for it to scan.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ NAME = "protect-default-deny"
 
 
 def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decision | None:
-    if req.kind != "NetworkPolicy" or req.operation not in ("UPDATE", "DELETE"):
+    if req.kind != "NetworkPolicy" or req.operation not in ("CREATE", "UPDATE", "DELETE"):
         return None
-    if netpol.INGRESS not in PolicySummary.of(req.old_object or {}).default_deny:
+    cancelling = _cancelling(req, view, ctx)
+    if cancelling is not None:
+        return cancelling
+    if req.operation == "CREATE" or netpol.INGRESS not in PolicySummary.of(req.old_object or {}).default_deny:
         return None
     if req.operation == "UPDATE" and netpol.INGRESS in PolicySummary.of(req.object or {}).default_deny:
         return None
@@ -39,10 +45,36 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
     return apply_action(found, ctx.own.action)
 
 
+def _cancelling(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decision | None:
+    """A CREATE or UPDATE that would open the namespace to every outside address of a family it
+    is closed to now, while a default-deny is what keeps it closed."""
+    if req.operation == "DELETE" or req.object is None or not view.default_deny_policies():
+        return None
+    # The namespace without this policy, then with it as it was and as it will be: the view may
+    # already hold either version (a cache that has seen the write, `netguard check`'s set).
+    rest = view.without_policy(req.name)
+    before = rest.with_policy(req.old_object) if req.old_object is not None else rest
+    after = rest.with_policy(req.object)
+    opened = after.open_families() - before.open_families()
+    if not opened:
+        return None
+    ns, name = req.namespace, req.name
+    if not after.default_deny_policies():
+        return None  # the policy itself stops being the last default-deny: the checks below say so
+    if not view.may_hold_load_balancers():
+        return allow(f"no LoadBalancer Service in {ns} depends on its default-deny, which "
+                     f"{name} would cancel for {messages.families(opened)}", rule=NAME, confirm_live=True)
+    found = violation(NAME,
+                      messages.guard_cancel_denied(ns, name, req.operation, opened, view.load_balancers),
+                      messages.guard_cancel_summary(ns, name, opened, len(view.load_balancers)),
+                      confirm_live=True)
+    return apply_action(found, ctx.own.action)
+
+
 RULE = Rule(
     name=NAME,
     order=20,
-    summary="the last default-deny ingress NetworkPolicy of a namespace cannot be deleted "
-            "(or changed to stop denying) while LoadBalancer Services depend on it",
+    summary="while LoadBalancer Services depend on it, a namespace's default-deny ingress cannot be "
+            "deleted, changed to stop denying, or cancelled by a policy that admits every outside address",
     admit=admit,
 )

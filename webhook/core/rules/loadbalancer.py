@@ -53,8 +53,12 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
     ns, name = req.namespace, req.name
     guards = view.default_deny_policies()
     if guards:
+        # Read-your-writes for allows too: a default-deny deleted a moment ago may still be in
+        # the cache, so an allow resting on it is confirmed live -- except for a Service that
+        # already was a LoadBalancer (its re-apply changes nothing the rule guards).
+        becomes = req.operation == "CREATE" or not is_load_balancer(req.old_object)
         return allow(f"namespace {ns} is default-deny for ingress ({messages.listing(guards)})",
-                     rule=NAME, warnings=_exposure_warnings(req, view, ctx))
+                     rule=NAME, warnings=_exposure_warnings(req, view, ctx), confirm_live=becomes)
     action = ctx.own.action
     if req.operation == "UPDATE" and is_load_balancer(req.old_object):
         # Already a LoadBalancer: blocking would block every unrelated edit of the Service.
@@ -75,7 +79,7 @@ def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleCont
     ns, name, service = req.namespace, req.name, req.object or {}
     cancelling = view.cancelling_policies()
     if cancelling:
-        return [messages.cancelled_default_deny(ns, cancelling)]
+        return [messages.cancelled_default_deny(ns, cancelling, view.open_families())]
     warnings = []
     closed = reachability.unreachable_ports(service, view)
     if closed:
@@ -93,7 +97,8 @@ def scan_view(view: NamespaceView, ctx: RuleContext) -> Iterator[Violation]:
         return
     # A cancelling policy matters only where a default-deny exists to be cancelled.
     for name in view.cancelling_policies():
-        yield Violation(CANCELLED, ns, name, "NetworkPolicy", messages.cancelled_default_deny(ns, [name]))
+        yield Violation(CANCELLED, ns, name, "NetworkPolicy",
+                        messages.cancelled_default_deny(ns, [name], view.open_families()))
 
 
 RULE = Rule(
