@@ -614,3 +614,15 @@ def test_apply_patch_agrees_with_jsonpatch(obj, ops):
 def test_apply_patch_refuses_what_it_cannot_apply(ops):
     with pytest.raises(ValueError):
         apply_patch({"metadata": {"labels": {"a": "b"}}, "spec": {"ports": [1]}}, ops)
+
+
+def test_a_typed_list_is_reviewed_item_by_item(tmp_path, capsys):
+    # kubectl get services -o yaml writes a ServiceList; its LoadBalancer must be denied here as
+    # the server would deny it (it was skipped, and CI passed).
+    path = tmp_path / "services.yaml"
+    path.write_text("apiVersion: v1\nkind: ServiceList\nitems:\n"
+                    "- metadata: {name: edge, namespace: open}\n  spec: {type: LoadBalancer, ports: [{port: 80}]}\n")
+    code, payload = run_json(capsys, path)
+    assert code == 1
+    assert [(r["kind"], r["name"], r["decision"]) for r in payload["results"]] == [("Service", "edge", "deny")]
+    assert payload["skipped"] == []

@@ -223,8 +223,8 @@ def test_namespace_view_reports_default_deny_and_cancelling_policies_apart():
     pytest.param(service(type="LoadBalancer", annotations={
         "service.beta.kubernetes.io/aws-load-balancer-internal": "true"}), "private", id="aws-internal"),
     pytest.param(service(type="LoadBalancer", annotations={
-        "service.beta.kubernetes.io/aws-load-balancer-internal": "0.0.0.0/0"}), "private",
-        id="aws-internal-legacy-cidr"),
+        "service.beta.kubernetes.io/aws-load-balancer-internal": "0.0.0.0/0"}), "public",
+        id="aws-internal-legacy-cidr"),  # the AWS Load Balancer Controller cannot parse it: not surely internal
     pytest.param(service(type="LoadBalancer", annotations={
         "service.beta.kubernetes.io/aws-load-balancer-internal": "false"}), "public", id="aws-internal-false"),
     pytest.param(service(type="LoadBalancer", annotations={

@@ -259,3 +259,19 @@ def test_manifest_names_and_namespaces():
     assert (service.group, service.namespace, service.where) == ("", "default", "f.yaml line 3")
     assert (namespace.name, namespace.namespace) == ("shop", "")
     assert (calico.group, calico.kind, calico.namespace) == ("projectcalico.org", "NetworkPolicy", "shop")
+
+
+@pytest.mark.parametrize("kind, api_version, item_kind", [
+    pytest.param("ServiceList", "v1", "Service", id="service-list"),
+    pytest.param("NetworkPolicyList", "networking.k8s.io/v1", "NetworkPolicy", id="network-policy-list"),
+    pytest.param("NamespaceList", "v1", "Namespace", id="namespace-list"),
+])
+def test_typed_lists_are_read_as_kubectl_reads_them(tmp_path, kind, api_version, item_kind):
+    # As `kubectl get -o yaml` or the API writes them; before, typed lists were skipped, so a
+    # Service the server would deny could pass CI.
+    text = (f"apiVersion: {api_version}\nkind: {kind}\nitems:\n"
+            f"- metadata: {{name: a, namespace: shop}}\n"
+            f"- apiVersion: {api_version}\n  kind: {item_kind}\n  metadata: {{name: b, namespace: shop}}\n")
+    manifests = read_manifests([str(write(tmp_path / "list.yaml", text))])
+    assert [(m.kind, m.api_version, m.name) for m in manifests] == [
+        (item_kind, api_version, "a"), (item_kind, api_version, "b")]

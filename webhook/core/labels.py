@@ -10,19 +10,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from webhook.core import netpol
+from webhook.core.cloud import is_internal_load_balancer
 
 EXPOSURE = "exposure"
 POLICY_TYPE = "policy-type"
-
-# Annotation -> values that mark a cloud load balancer as internal (reachable only inside the VPC).
-# https://kubernetes.io/docs/concepts/services-networking/service/#internal-load-balancer
-INTERNAL_LB_ANNOTATIONS: Mapping[str, tuple[str, ...]] = {
-    "service.beta.kubernetes.io/aws-load-balancer-internal": ("true", "0.0.0.0/0"),
-    "service.beta.kubernetes.io/azure-load-balancer-internal": ("true",),
-    "networking.gke.io/load-balancer-type": ("internal",),
-    "cloud.google.com/load-balancer-type": ("internal",),  # GKE's older spelling
-}
-
 
 def service_type(service: Mapping[str, Any] | None) -> str:
     # The API defaults an omitted type to ClusterIP.
@@ -31,12 +22,6 @@ def service_type(service: Mapping[str, Any] | None) -> str:
 
 def is_load_balancer(service: Mapping[str, Any] | None) -> bool:
     return service_type(service) == "LoadBalancer"
-
-
-def is_internal_load_balancer(service: Mapping[str, Any]) -> bool:
-    annotations = metadata_map(service, "annotations")
-    return any(str(annotations.get(key, "")).lower() in values
-               for key, values in INTERNAL_LB_ANNOTATIONS.items())
 
 
 def exposure(service: Mapping[str, Any]) -> str:

@@ -177,14 +177,28 @@ def _unwrap(doc: Any, node: Node | None, line: int, source: str) -> Iterator[Man
         return
     if not isinstance(doc, Mapping):
         raise InputError([f"{source} line {line}: not a Kubernetes object (got {_describe(doc)})"])
-    if doc.get("kind") == "List" and str(doc.get("apiVersion", "v1")) == "v1":
-        items = doc.get("items") or []
+    kind = str(doc.get("kind") or "")
+    items = doc.get("items")
+    core_list = kind == "List" and str(doc.get("apiVersion", "v1")) == "v1"
+    typed_list = kind != "List" and kind.endswith("List") and isinstance(items, list)
+    if core_list or typed_list:
+        # As kubectl reads them: kind: List (of the core group), or a typed list such as
+        # ServiceList or NetworkPolicyList, holds objects that each count on their own. Items of a typed list
+        # as the API serves it carry no kind: it is the list's, less "List".
+        items = items if items is not None else []
         if not isinstance(items, list):
             raise InputError([f"{source} line {line}: List items must be a list (got {_describe(items)})"])
         for item, item_node in zip(items, _item_nodes(node, len(items))):
-            yield from _unwrap(item, item_node, line, source)
+            yield from _unwrap(_typed(item, doc), item_node, line, source)
         return
     yield Manifest(doc, source, line)
+
+
+def _typed(item: Any, listing: Mapping[str, Any]) -> Any:
+    kind = str(listing.get("kind") or "")
+    if not isinstance(item, Mapping) or "kind" in item or not kind.endswith("List") or kind == "List":
+        return item
+    return {"apiVersion": listing.get("apiVersion"), "kind": kind[:-len("List")], **item}
 
 
 def parse_manifests(text: str, source: str, json_text: bool = False) -> list[Manifest]:
