@@ -73,7 +73,7 @@ class Load:
 def test_sigterm_drains_in_flight_requests_and_exits_zero(tmp_path):
     (tmp_path / "tmp").mkdir()
     srv = Server(tmp_path, workers=2, env={"TMPDIR": str(tmp_path / "tmp")}).start()
-    metrics_dirs = list((tmp_path / "tmp").glob("netguard-metrics-*"))
+    metrics_dirs = list((tmp_path / "tmp" / "netguard-metrics").glob("*-*"))
     assert len(metrics_dirs) == 1 and any(metrics_dirs[0].iterdir())
     with Load(srv) as load:
         time.sleep(SECONDS)

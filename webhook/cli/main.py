@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from webhook.cli import flags
 from webhook.cli.configfile import load_settings_or_default
 from webhook.core.config import ConfigError
 from webhook.core.settings import Settings
@@ -61,19 +60,28 @@ def _inventory_factory(args: argparse.Namespace, settings: Settings):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from webhook.serve.server import (
-        IO_TIMEOUT_SECONDS,
-        MULTIPROC_ENV,
-        NetguardServer,
-        ServeOptions,
-        prepare_metrics_dir,
-    )
+    from webhook.serve import metricsdir
+    from webhook.serve.server import MULTIPROC_ENV, prepare_metrics_dir
 
     # Before the fork and before prometheus_client is imported, so every worker writes its
-    # metrics where /metrics aggregates them.
-    own_metrics_dir = None if os.environ.get(MULTIPROC_ENV) else tempfile.mkdtemp(prefix="netguard-metrics-")
-    prepare_metrics_dir(own_metrics_dir or os.environ[MULTIPROC_ENV])
-    # Imported here so `netguard certs` works without loading Flask, and after the line above.
+    # metrics where /metrics aggregates them. Removed on every way out of the master, a refused
+    # start included (webhook/serve/metricsdir.py).
+    own_metrics_dir = None if os.environ.get(MULTIPROC_ENV) else metricsdir.make()
+    prepare_metrics_dir(str(own_metrics_dir) if own_metrics_dir else os.environ[MULTIPROC_ENV])
+    master = os.getpid()
+    try:
+        return _run_server(args)
+    finally:
+        # Workers are forked from inside run() and leave through this frame too: only the
+        # master, once everything stopped, removes the folder it made for this run.
+        if own_metrics_dir and os.getpid() == master:
+            metricsdir.remove(own_metrics_dir)
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    # Imported here so `netguard certs` works without loading Flask, and after the metrics folder.
+    from webhook.serve import tlsfiles
+    from webhook.serve.server import IO_TIMEOUT_SECONDS, NetguardServer, ServeOptions
     from webhook.serve.admission import Admission
     from webhook.serve.app import create_app
     from webhook.serve.auditlog import AuditLog
@@ -90,8 +98,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"netguard: generated a CA and serving certificate in {cert_dir}/ "
               f"(trust {cert_dir}/ca.crt)", file=sys.stderr)
     client_ca = Path(args.client_ca) if args.client_ca else None
-    if client_ca is not None and not client_ca.is_file():
-        raise SystemExit(f"netguard: --client-ca {client_ca}: no such file")
+    try:  # refuse to start on files every handshake would fail on, naming the file and why
+        tlsfiles.check(cert_dir / "tls.crt", cert_dir / "tls.key", client_ca)
+    except tlsfiles.TLSFileError as exc:
+        flag = "--client-ca" if client_ca is not None and str(exc).startswith(str(client_ca)) else "--certs"
+        raise SystemExit(f"netguard: {flag}: {exc}")
 
     def app_factory():  # runs in each worker, after fork: watch threads must start here
         inventory = make_inventory()
@@ -105,14 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
                            client_ca=client_ca, io_timeout=args.io_timeout or IO_TIMEOUT_SECONDS)
-    master = os.getpid()
-    try:
-        NetguardServer(options, app_factory).run()
-    finally:
-        # Workers are forked from inside run() and leave through this frame too: only the
-        # master, once everything stopped, removes the folder it made for this run.
-        if own_metrics_dir and os.getpid() == master:
-            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+    NetguardServer(options, app_factory).run()
     return 0
 
 
@@ -163,33 +167,25 @@ def _passthrough(name: str):
     return run
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most 3600 seconds")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netguard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the admission webhook server over TLS")
     serve.add_argument("--config", help="YAML configuration file (default: built-in defaults)")
-    serve.add_argument("--bind", default="127.0.0.1:8443", help="HOST:PORT (default 127.0.0.1:8443)")
+    serve.add_argument("--bind", default="127.0.0.1:8443", type=flags.bind_address,
+                       help="HOST:PORT (default 127.0.0.1:8443)")
     serve.add_argument("--certs", help="folder with tls.crt and tls.key (default ./certs, generated if absent)")
     serve.add_argument("--objects", help="folder or file of YAML objects for the offline inventory")
-    serve.add_argument("--workers", type=int, default=1,
+    serve.add_argument("--workers", type=flags.whole_number(1, 64), default=1,
                        help="gunicorn worker processes (default 1: the offline inventory is per worker)")
-    serve.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
+    serve.add_argument("--threads", type=flags.whole_number(1, 256), default=8,
+                       help="threads per worker (default 8)")
     serve.add_argument("--kubeconfig", help="read cluster state live from this cluster (in a pod: its service account)")
     serve.add_argument("--offline", action="store_true",
                        help="in a pod, use the offline inventory instead of the pod's service account")
     serve.add_argument("--client-ca", help="require client certificates signed by this CA (mutual TLS)")
-    serve.add_argument("--io-timeout", type=_positive_seconds,
+    serve.add_argument("--io-timeout", type=flags.positive_seconds,
                        help="drop a connection that stalls this long inside a TLS handshake or a "
                             "request (default 10 s, webhook.serve.server.IO_TIMEOUT_SECONDS)")
     serve.set_defaults(func=_serve)

@@ -105,6 +105,8 @@ class ClusterInventory:
     them all.
     """
 
+    lags = True  # a watch cache: answers that rest on it are confirmed live
+
     def __init__(self, api_client: ApiClient, *, timing: Timing = Timing(),
                  confirm_timeout: tuple[float, float] = LIVE_READ_TIMEOUT,
                  unhealthy_after: float = 60.0, namespace_labels: Iterable[str] | None = None,

@@ -18,8 +18,9 @@ from webhook.core.decide import REVIEWED
 from webhook.core.labels import is_load_balancer
 from webhook.core.request import AdmissionRequest
 from webhook.core.view import NamespaceView
-from webhook.inventory.objects import STDIN, InputError, read_manifests
+from webhook.inventory.objects import STDIN, InputError, Manifest, read_manifests
 from webhook.inventory.views import build_views_of, name_of, namespace_of
+from webhook.wire.review import MalformedReview, check_object
 
 # Operations that change what is stored (a CONNECT's object is not a stored one).
 CHANGES = ("CREATE", "UPDATE", "DELETE")
@@ -34,10 +35,22 @@ def read_objects(root: str | Path) -> list[Mapping[str, Any]]:
     if str(root) == STDIN:
         # Every server worker reads the objects again after the fork: stdin would be empty then.
         raise ObjectsError([f"{root}: the objects must be a file or folder, not stdin"])
-    return [m.obj for m in read_manifests([str(root)])]
+    return [m.obj for m in read_manifests([str(root)], vet=_vet)]
+
+
+def _vet(m: Manifest) -> list[str]:
+    """The same shape checks a live request's objects get (webhook/wire/review.py): a Service or
+    NetworkPolicy the apiserver would never hold must not become cluster state (a policy whose
+    spec is a list once counted as a default-deny)."""
+    try:
+        check_object(m.group, m.kind, m.obj, "object")
+    except MalformedReview as exc:
+        return [f"{m.where}: {m.kind} {m.name}: {str(exc).removeprefix('object.')}"]
+    return []
 
 
 class OfflineInventory:
+    lags = False  # nothing to confirm live: see Inventory.lags
     def __init__(self, objects: Iterable[Mapping[str, Any]] = ()) -> None:
         self._lock = threading.Lock()
         self._views: dict[str, NamespaceView] = build_views_of(objects)

@@ -18,6 +18,10 @@ class InventoryUnavailable(RuntimeError):
 
 
 class Inventory(Protocol):
+    # False when views are always current (nothing to confirm with a live read); the live
+    # inventory's cache lags the API by the watch delay.
+    lags: bool
+
     def ready(self) -> bool:
         """True once the first lists are in; /readyz answers 503 until then."""
 

@@ -48,6 +48,9 @@ class Admission:
         self.inventory = inventory
         self.counters = Counters()
         self.on_live_read: Callable[[bool], None] = lambda overturned: None
+        # An inventory whose views never lag (the offline one: its files and the requests it was
+        # told of are the whole truth) has nothing to confirm.
+        self._lags = getattr(inventory, "lags", True)
 
     def evaluate(self, stage: str, req: AdmissionRequest) -> Evaluation:
         core = decide.validate if stage == "validate" else decide.mutate
@@ -58,7 +61,7 @@ class Admission:
         except InventoryUnavailable as exc:
             return self._unknown(stage, req, str(exc))
         decision = core(req, view, self.settings)
-        if decision.confirm_live:  # a decision resting on cached state: read it live first
+        if decision.confirm_live and self._lags:  # resting on cached state: read it live first
             try:
                 live = self.inventory.confirm(req.namespace)
             except InventoryUnavailable as exc:

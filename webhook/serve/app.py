@@ -33,25 +33,28 @@ def create_app(admission: Admission, audit: AuditLog, metrics: Metrics | None = 
     # worker's gauge reads 0 from its creation until this first report).
     ready()
     app = Flask("netguard")
+    # No route answers OPTIONS on its own (Flask would answer it 200 with an HTML-less body and an
+    # Allow header): every method a route does not serve is a 405 with a JSON body.
 
     def admission_path() -> Response:
         # Reached only by methods other than POST: the middleware answers POST itself.
         raise MethodNotAllowed(valid_methods=["POST"])
 
     for stage in STAGES:
-        app.add_url_rule(f"/{stage}", stage, admission_path, methods=["GET", "PUT", "PATCH", "DELETE"])
+        app.add_url_rule(f"/{stage}", stage, admission_path, methods=["GET", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                         provide_automatic_options=False)
 
-    @app.get("/healthz")
+    @app.get("/healthz", provide_automatic_options=False)
     def healthz() -> Response:
         return _json({"status": "ok"})
 
-    @app.get("/readyz")
+    @app.get("/readyz", provide_automatic_options=False)
     def readyz() -> Response:
         if ready():
             return _json({"status": "ready"})
         return _json({"status": "not ready", "reason": "cluster state not synced yet"}, 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", provide_automatic_options=False)
     def metrics_page() -> Response:
         ready()
         return Response(metrics.exposition(), mimetype=None, content_type=CONTENT_TYPE)

@@ -11,6 +11,7 @@ threads.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import socket
 import ssl
@@ -22,6 +23,9 @@ from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
 
+from webhook.serve import tlsfiles
+
+log = logging.getLogger("netguard")
 KEEPALIVE_SECONDS = 120
 ROTATION_RETRIES = 5
 # CPython collects its youngest generation every 700 new container objects. An admission call
@@ -125,16 +129,29 @@ class _ContextCache:
     def __init__(self, io_timeout: float = IO_TIMEOUT_SECONDS) -> None:
         self._lock = threading.Lock()
         self._key: tuple | None = None
+        self._bad_key: tuple | None = None  # files found unusable: not tried again until they change
         self._context: ssl.SSLContext | None = None
         self._socket_class = type("BoundedSSLSocket", (_BoundedSSLSocket,), {"io_timeout": io_timeout})
 
     def get(self, conf: Any, factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         key = _file_stamps(conf.certfile, conf.keyfile, conf.ca_certs)
         with self._lock:
-            if key is None or key != self._key:
+            if self._context is not None and (key == self._key or (key is not None and key == self._bad_key)):
+                return self._context
+            try:
                 context = _load_retrying(factory)
-                context.sslsocket_class = self._socket_class
-                self._context, self._key = context, key
+            except (ssl.SSLError, OSError) as exc:
+                if self._context is None:
+                    raise  # nothing served yet (the start checked the files): nothing to keep
+                # One bad Secret update must not become an outage: keep the last good
+                # certificate, say which file is wrong, count it, and pick the files up again
+                # once they change.
+                self._bad_key = key
+                log.error("netguard: keeping the last good certificate: %s", _why_unusable(conf, exc))
+                _reload_errors().inc()
+                return self._context
+            context.sslsocket_class = self._socket_class
+            self._context, self._key, self._bad_key = context, key, None
             return self._context
 
     def hook(self) -> Callable[[Any, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
@@ -142,6 +159,30 @@ class _ContextCache:
         def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
             return self.get(conf, default_ssl_context_factory)
         return ssl_context
+
+
+def _why_unusable(conf: Any, exc: BaseException) -> str:
+    try:
+        tlsfiles.check(Path(conf.certfile), Path(conf.keyfile), Path(conf.ca_certs) if conf.ca_certs else None)
+    except tlsfiles.TLSFileError as problem:
+        return str(problem)
+    return f"{conf.certfile}, {conf.keyfile}: {exc}"
+
+
+_RELOAD_ERRORS: list[Any] = []
+
+
+def _reload_errors() -> Any:
+    """netguard_certificate_reload_errors_total, made in the worker that first needs it (the
+    metrics folder is set by then; its samples reach /metrics through it)."""
+    if not _RELOAD_ERRORS:
+        from prometheus_client import CollectorRegistry, Counter
+        registry = None if os.environ.get(MULTIPROC_ENV) else CollectorRegistry()
+        _RELOAD_ERRORS.append(Counter(
+            "netguard_certificate_reload_errors",
+            "Times the certificate files on disk could not be used; the last good certificate was kept.",
+            registry=registry))
+    return _RELOAD_ERRORS[0]
 
 
 def _file_stamps(*paths: str | None) -> tuple | None:
@@ -185,6 +226,7 @@ class NetguardServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
+        _drop_server_banner()
         for key, value in self._options.gunicorn_settings().items():
             self.cfg.set(key, value)
         # Newer gunicorn opens a control socket at one fixed path per user; netguard does not use
@@ -196,6 +238,23 @@ class NetguardServer(BaseApplication):
         app = self._app_factory()
         settle_heap()
         return app
+
+
+def _drop_server_banner() -> None:
+    """gunicorn writes `Server: gunicorn` into every response: it names the stack to whoever
+    connects, and says nothing a client needs. Its response class has no setting for it, so its
+    header list is filtered (a no-op should a gunicorn version lay the headers out otherwise)."""
+    from gunicorn.http import wsgi
+
+    original = wsgi.Response.default_headers
+    if getattr(original, "netguard_filtered", False):
+        return
+
+    def default_headers(self: Any) -> list[str]:
+        return [h for h in original(self) if not h.startswith("Server:")]
+
+    default_headers.netguard_filtered = True  # type: ignore[attr-defined]
+    wsgi.Response.default_headers = default_headers  # type: ignore[method-assign]
 
 
 def settle_heap() -> None:

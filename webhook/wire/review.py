@@ -46,7 +46,7 @@ def parse_review(body: Any) -> AdmissionRequest:
 
     Only the fields netguard reads are checked, but each is checked for type, so no rule ever
     sees a list where it expects a map: the request's own fields here, the reviewed objects'
-    metadata and spec in `_check_object` and webhook/wire/shapes.py.
+    metadata and spec in `check_object` and webhook/wire/shapes.py.
     """
     if not isinstance(body, dict):
         raise MalformedReview("body must be a JSON object (an AdmissionReview)")
@@ -73,7 +73,7 @@ def parse_review(body: Any) -> AdmissionRequest:
     group = _optional_str(kind, "group", "request.kind")
     for value, where in ((obj, "request.object"), (old, "request.oldObject")):
         if value is not None:
-            _check_object(group, kind_name, value, where)
+            check_object(group, kind_name, value, where)
     user_info = _get(request, "userInfo", dict, "request") or {}
     options = _get(request, "options", dict, "request") or {}
     return AdmissionRequest(
@@ -94,7 +94,7 @@ def _optional_str(mapping: Mapping[str, Any], key: str, where: str) -> str:
     return _get(mapping, key, str, where) or ""
 
 
-def _check_object(group: str, kind: str, obj: Mapping[str, Any], where: str) -> None:
+def check_object(group: str, kind: str, obj: Mapping[str, Any], where: str) -> None:
     """Labels and annotations must be maps of strings (the rules index them directly), and the
     spec of a reviewed kind must have its API shape (webhook/wire/shapes.py)."""
     metadata = _get(obj, "metadata", dict, where)
