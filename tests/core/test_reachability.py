@@ -113,3 +113,18 @@ def test_a_selector_value_that_cannot_be_a_key_is_still_judged():
     view = view_of([NS, DENY], "shop")
     assert unreachable_ports(svc, view) == ["8080/TCP"]
 
+
+
+def test_remembered_answers_stay_bounded_and_belong_to_their_view():
+    from webhook.core import reachability
+    view = view_of([NS, DENY], "shop")
+    for i in range(reachability.ANSWERS_KEPT * 3):
+        reachability.unreachable_ports(service("web", type="LoadBalancer", selector={"app": f"web-{i}"}), view)
+    assert 0 < len(reachability._ANSWERS) <= reachability.ANSWERS_KEPT
+    # A new view with the same id as a dead one (ids are reused) never gets the dead one's answer.
+    svc = service("web", type="LoadBalancer")
+    assert reachability.unreachable_ports(svc, view) == ["8080/TCP"]
+    key = next(k for k in reachability._ANSWERS if k[1] == (("app", "web"),))
+    opened = view.with_policy(allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": 8080}]}))
+    reachability._ANSWERS[(id(opened), *key[1:])] = (view, ("8080/TCP",))  # as if id(opened) were reused
+    assert reachability.unreachable_ports(svc, opened) == []

@@ -41,7 +41,26 @@ def unreachable_ports(service: Mapping[str, Any], view: NamespaceView) -> list[s
     selector = spec.get("selector")
     if not selector or not (type(selector) is dict or isinstance(selector, Mapping)):
         return []
-    return list(_unreachable(selector, _target_ports(spec), view))
+    ports = _target_ports(spec)
+    key = (id(view), tuple(selector.items()), tuple(ports))
+    try:
+        known = _ANSWERS.get(key)
+    except TypeError:  # a list or map where a label value or port belongs: not hashable
+        return list(_unreachable(selector, ports, view))
+    if known is None or known[0] is not view:  # an id is only unique while its view lives
+        known = (view, _unreachable(selector, ports, view))
+        if len(_ANSWERS) >= ANSWERS_KEPT:
+            _ANSWERS.clear()
+        _ANSWERS[key] = known
+    return list(known[1])
+
+
+# Answers already worked out, per view: every re-apply of a LoadBalancer (a GitOps sync) asks the
+# same question of the same view. Kept beside the views, not in them (views are values); a view
+# never changes, so neither does an answer worked out from it. Bounded, and each entry holds its
+# view, so an id is never mistaken for a later view's. Threads that race here store equal answers.
+ANSWERS_KEPT = 256
+_ANSWERS: dict[tuple, tuple[NamespaceView, tuple[str, ...]]] = {}
 
 
 def _unreachable(selector: Mapping[str, Any], ports: list[tuple[str, int | str]],
