@@ -163,6 +163,47 @@ def test_a_worker_that_exits_normally_writes_its_queued_calls(tmp_path):
 # --------------------------------------------------------------------------- batched histogram
 
 
+def _histogram_samples(registry: CollectorRegistry) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for metric in registry.collect() for s in metric.samples
+            if s.name.startswith("h_") and not s.name.endswith("_created")}
+
+
+def test_observe_many_counts_as_observe_does_one_amount_at_a_time():
+    from prometheus_client import Histogram
+
+    from webhook.serve.metrics import DURATION_BUCKETS, observe_many
+
+    # Each bound exactly (an amount equal to a bound counts in that bucket), between bounds,
+    # below the first, past the last (only +Inf), zero, and a repeated amount.
+    amounts = [0.0, 0.001, *DURATION_BUCKETS, 0.0050001, 0.3, 0.3, 2.6, 100.0]
+    one, batch = CollectorRegistry(), CollectorRegistry()
+    single = Histogram("h", "h", ["stage"], buckets=DURATION_BUCKETS, registry=one).labels("validate")
+    for amount in amounts:
+        single.observe(amount)
+    observe_many(Histogram("h", "h", ["stage"], buckets=DURATION_BUCKETS, registry=batch).labels("validate"),
+                 amounts)
+    expected, got = _histogram_samples(one), _histogram_samples(batch)
+    assert got.keys() == expected.keys() and len(got) == len(DURATION_BUCKETS) + 3  # +Inf, count, sum
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_observe_many_falls_back_to_observe_for_a_histogram_laid_out_otherwise():
+    from webhook.serve.metrics import observe_many
+
+    class Other:  # no _upper_bounds / _buckets / _sum
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def observe(self, amount: float) -> None:
+            self.seen.append(amount)
+
+    other = Other()
+    observe_many(other, [0.1, 0.2, 0.1])
+    assert other.seen == [0.1, 0.2, 0.1]
+
+
 def test_a_flush_counts_durations_as_observe_does_one_amount_at_a_time():
     from prometheus_client import Histogram
 
