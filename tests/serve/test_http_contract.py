@@ -40,7 +40,7 @@ def test_other_methods_are_405_with_json(server, method, path, allow):
     assert status == 405
     assert headers["Content-Type"] == "application/json"
     assert json.loads(body)["status"] == 405
-    assert headers["Allow"] == allow
+    assert set(headers["Allow"].split(", ")) == set(allow.split(", "))
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/healthz"), ("OPTIONS", "/validate"), ("GET", "/nowhere")])
