@@ -185,16 +185,63 @@ def test_the_writer_joins_lines_into_few_system_calls(tmp_path, monkeypatch):
     assert 1 < len(calls) <= 11 and max(calls) <= select.PIPE_BUF
 
 
-def test_a_full_queue_makes_the_caller_write_its_own_line(tmp_path):
+def test_a_full_queue_drops_and_counts_instead_of_blocking_the_caller(tmp_path):
+    # Before, past 10,000 queued lines the caller wrote its own line, and blocked on a stalled
+    # pipe: a stuck log agent stopped admission.
     path = tmp_path / "audit.log"
     with path.open("w") as stream:
-        log = AuditLog(stream, max_queued=3)
+        log = AuditLog(stream, max_queued_bytes=3 * _record(0, 0, 10).size())
+        counted = []
+        log.on_dropped = counted.append
         log.start(interval=3600)
         for i in range(5):
             log.write(_record(0, i, 10))
-        assert [line["error"] for line in _lines_in(path)] == ["t0-3:" + "x" * 10, "t0-4:" + "x" * 10]
+        assert _lines_in(path) == []  # nothing written on the request thread
+        assert log.dropped == 2 and counted == [1, 1]
         log.stop()
-    assert len(_lines_in(path)) == 5
+    assert [line["error"] for line in _lines_in(path)] == [f"t0-{i}:" + "x" * 10 for i in range(3)]
+
+
+def test_a_stalled_pipe_never_blocks_admission_and_lines_stay_whole():
+    read, write = os.pipe()
+    try:
+        stream = os.fdopen(write, "w", closefd=False)
+        log = AuditLog(stream, max_queued_bytes=200_000, write_wait=0.05)
+        log.start(interval=0.005)
+        started = time.monotonic()
+        for i in range(20_000):  # far more than the pipe (64 KiB) and the queue hold
+            log.write(_record(1, i, 50))
+        assert time.monotonic() - started < 30  # bounded: it never waited for the pipe
+        deadline = time.monotonic() + 10
+        while log.dropped == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert log.dropped > 0
+        log.stop()
+        os.set_blocking(read, False)
+        data = b""
+        while True:
+            try:
+                chunk = os.read(read, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        lines = data.split(b"\n")
+        assert lines[-1] == b""  # ends on a whole line
+        parsed = [json.loads(line) for line in lines[:-1]]  # every line is whole JSON
+        assert len(parsed) + log.dropped == 20_000
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_a_queued_record_does_not_hold_the_objects():
+    from tests.reviews import make_request, service
+    record = AuditRecord("validate")
+    record.request(make_request(obj=service("web", annotations={"big": "x" * 100_000})))
+    assert record._req.object is None and record._req.old_object is None
+    assert record.size() < 2_000
 
 
 def test_a_worker_that_exits_normally_writes_its_queued_lines():

@@ -111,6 +111,7 @@ def _run_server(args: argparse.Namespace) -> int:
         metrics.start()  # flushes the batched admission counts every second (webhook/serve/metrics.py)
         Monitor(inventory, settings, metrics).start()
         audit = AuditLog()
+        audit.on_dropped = metrics.audit_dropped.inc  # lines dropped while stdout is stalled
         audit.start()  # lines written by a thread of the worker's own (webhook/serve/auditlog.py)
         return create_app(Admission(settings, inventory), audit, metrics)
 

@@ -22,22 +22,32 @@ from __future__ import annotations
 
 import collections
 import datetime
+import logging
 import os
 import select
 import sys
 import threading
 import time
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from webhook.core.outcome import Decision, Verdict
 from webhook.core.request import AdmissionRequest
 from webhook.serve.background import PeriodicFlush, take_queued
 from webhook.wire import jsoncodec
 
+log = logging.getLogger("netguard")
 WRITE_SECONDS = 0.01
-# Past this many queued lines a caller writes its own line: a bounded queue, and back-pressure
-# on the callers when the stream stops taking lines.
-MAX_QUEUED = 10_000
+# The queue is bounded in bytes (an estimate of the lines it will make). When stdout stops taking
+# lines (a stalled log agent), records past the bound are dropped and counted, and admission goes
+# on: netguard sits on every write of the cluster with failurePolicy Fail, so blocking here would
+# turn a stuck log pipe into the cluster's outage. Every decision is also in kube-apiserver's own
+# audit log through the answer's auditAnnotations. (The alternative, blocking the caller until
+# the pipe drains, keeps every line and stops every Service and NetworkPolicy write instead.)
+MAX_QUEUED_BYTES = 4 * 1024 * 1024
+# How long the writer waits for stdout to take a write before it drops what it holds.
+WRITE_WAIT_SECONDS = 1.0
+# A drop is said on stderr at most this often (and counted in netguard_audit_dropped_total).
+DROP_NOTICE_SECONDS = 10.0
 
 FIELDS = (
     "time", "uid", "stage", "operation", "kind", "namespace", "name", "user", "field_manager",
@@ -76,7 +86,19 @@ class AuditRecord:
             self._duration = time.perf_counter() - self._started
 
     def request(self, req: AdmissionRequest) -> None:
-        self._req = req
+        # Only the request's own fields: a queued record must not hold the objects (an UPDATE
+        # carries two, up to megabytes) while stdout is slow.
+        self._req = req._replace(object=None, old_object=None)
+
+    def size(self) -> int:
+        """About how many bytes this record's line will be."""
+        req, decision = self._req, self._decision
+        size = 420 + len(self._error or "")
+        if req is not None:
+            size += len(req.uid) + len(req.namespace) + len(req.name) + len(req.user) + len(req.field_manager)
+        if decision is not None:
+            size += len(decision.reason) + sum(len(w) for w in decision.warnings) + 40 * len(decision.patched_labels)
+        return size
 
     def decision(self, decision: Decision, state: str, resource_version: str = "") -> None:
         """The decision on the request given to `request` (called after it)."""
@@ -141,22 +163,42 @@ class AuditLog:
     pipes) it can with the other workers'. Other streams (tests) get an ordinary write and flush.
     """
 
-    def __init__(self, stream: TextIO | None = None, max_queued: int = MAX_QUEUED) -> None:
+    def __init__(self, stream: TextIO | None = None, max_queued_bytes: int = MAX_QUEUED_BYTES,
+                 write_wait: float = WRITE_WAIT_SECONDS) -> None:
         self._stream = stream
         self._lock = threading.Lock()
-        self._queue: collections.deque[AuditRecord] = collections.deque()
-        self._max_queued = max_queued
+        self._queue: collections.deque[tuple[AuditRecord, int]] = collections.deque()
+        self._queued_bytes = 0  # updated under no lock: an estimate that bounds, not an account
+        self._max_queued_bytes = max_queued_bytes
+        self._write_wait = write_wait
         self._flush_lock = threading.Lock()  # one flush at a time keeps the queue's order
         self._queueing = False  # True while the writer thread runs
+        self._torn = False  # a write was cut short: the next one starts on a new line
+        self.dropped = 0
+        self.on_dropped: Callable[[int], None] = lambda n: None
+        self._last_notice = -DROP_NOTICE_SECONDS
         self._writer = PeriodicFlush(self.flush, "netguard-audit-writer",
                                      "could not write audit lines; those queued until now are lost")
 
     def write(self, record: AuditRecord) -> None:
         record.close()
-        if not self._queueing or len(self._queue) >= self._max_queued:
+        if not self._queueing:
             self._write_lines([_encode(record)])
-        else:
-            self._queue.append(record)
+            return
+        size = record.size()
+        if self._queued_bytes + size > self._max_queued_bytes:
+            self._drop(1, "the audit queue is full: stdout is not taking lines")
+            return
+        self._queued_bytes += size
+        self._queue.append((record, size))
+
+    def _drop(self, count: int, why: str) -> None:
+        self.dropped += count
+        self.on_dropped(count)
+        now = time.monotonic()
+        if now - self._last_notice >= DROP_NOTICE_SECONDS:
+            self._last_notice = now
+            log.warning("netguard: audit lines dropped (%d so far): %s", self.dropped, why)
 
     def start(self, interval: float = WRITE_SECONDS) -> None:
         """Write queued lines every `interval` seconds from a thread, and the rest at exit."""
@@ -174,9 +216,10 @@ class AuditLog:
     def flush(self) -> None:
         """Write every record queued so far, in order."""
         with self._flush_lock:
-            records = take_queued(self._queue)
-            if records:
-                self._write_lines([_encode(r) for r in records])
+            queued = take_queued(self._queue)
+            if queued:
+                self._queued_bytes = max(0, self._queued_bytes - sum(size for _, size in queued))
+                self._write_lines([_encode(record) for record, _ in queued])
 
     def _fd(self) -> int | None:
         stream = self._stream or sys.stdout
@@ -193,15 +236,43 @@ class AuditLog:
                 stream.write(b"".join(lines).decode())
                 stream.flush()
             return
-        for data in _whole_lines_up_to_pipe_buf(lines):
-            if len(data) <= select.PIPE_BUF:
+        chunks = list(_whole_lines_up_to_pipe_buf(lines))
+        for index, data in enumerate(chunks):
+            if self._torn:
+                data = b"\n" + data  # end the fragment a cut-short write left, so no line is glued to it
+            if not self._writable(fd):
+                self._drop(sum(c.count(b"\n") for c in chunks[index:]),
+                           f"stdout took no line for {self._write_wait:g} s")
+                return
+            try:
                 written = os.write(fd, data)
-                if written == len(data):
-                    continue
-                data = data[written:]  # cut short (a signal, a full disk): finish under the lock
-            with self._lock:
-                while data:  # a pipe may take a long line in parts
-                    data = data[os.write(fd, data):]
+                if written < len(data):  # a long line through a pipe, or a full disk
+                    with self._lock:
+                        written += self._write_rest(fd, data[written:])
+            except OSError as exc:  # a full disk, a closed pipe: say so, keep serving
+                self._torn = True  # how much of it went out is unknown
+                self._drop(sum(c.count(b"\n") for c in chunks[index:]), f"stdout refused a write: {exc}")
+                return
+            self._torn = written < len(data)
+            if self._torn:
+                self._drop(data[written:].count(b"\n"), "a write to stdout was cut short")
+
+    def _writable(self, fd: int) -> bool:
+        """Whether stdout takes a write now (a pipe with room for PIPE_BUF bytes: a write of that
+        much is then whole, POSIX), waiting at most write_wait."""
+        try:
+            return bool(select.select([], [fd], [], self._write_wait)[1])
+        except (OSError, ValueError):
+            return True  # not selectable (some special file): write as before
+
+    def _write_rest(self, fd: int, data: bytes) -> int:
+        written = 0
+        while written < len(data) and self._writable(fd):
+            step = os.write(fd, data[written:])
+            if step <= 0:
+                break
+            written += step
+        return written
 
 
 def _encode(record: AuditRecord) -> bytes:

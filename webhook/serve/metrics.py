@@ -100,6 +100,9 @@ class Metrics:
         self.errors = Counter(
             "netguard_admission_errors", "Admission calls refused as malformed, by HTTP status.",
             ["stage", "status"], registry=registry)
+        self.audit_dropped = Counter(
+            "netguard_audit_dropped", "Audit lines dropped because stdout did not take them (a stalled log pipe).",
+            registry=registry)
         self.internal_errors = Counter(
             "netguard_internal_errors", "Admission calls netguard failed on itself (answered HTTP 500).",
             ["stage"], registry=registry)
