@@ -5,6 +5,7 @@ gunicorn`)."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -47,3 +48,27 @@ def test_other_methods_are_405_with_json(server, method, path, allow):
 def test_no_server_banner(server, method, path):
     _, headers, _ = raw(server, method, path)
     assert "Server" not in headers and "gunicorn" not in json.dumps(headers).lower()
+
+
+def raw_bytes(server: Server, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as plain:
+        with server.context().wrap_socket(plain, server_hostname="127.0.0.1") as tls:
+            tls.sendall(data)
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("data, status", [
+    pytest.param(b"HELLO THERE\r\n\r\n", 400, id="bad-request-line"),
+    pytest.param(b"GET /" + b"x" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414, id="request-line-too-long"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"y" * 9000 + b"\r\n\r\n", 431, id="header-too-large"),
+])
+def test_gunicorns_own_errors_are_json_and_echo_nothing(server, data, status):
+    # Before, these were HTML pages quoting the request back.
+    head, _, body = raw_bytes(server, data).partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode())
+    assert b"Content-Type: application/json" in head and b"Server:" not in head
+    payload = json.loads(body)
+    assert payload["status"] == status and b"xxxx" not in body and b"yyyy" not in body and b"HELLO" not in body

@@ -11,6 +11,7 @@ threads.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import socket
@@ -227,6 +228,7 @@ class NetguardServer(BaseApplication):
 
     def load_config(self) -> None:
         _drop_server_banner()
+        _json_error_bodies()
         for key, value in self._options.gunicorn_settings().items():
             self.cfg.set(key, value)
         # Newer gunicorn opens a control socket at one fixed path per user; netguard does not use
@@ -255,6 +257,25 @@ def _drop_server_banner() -> None:
 
     default_headers.netguard_filtered = True  # type: ignore[attr-defined]
     wsgi.Response.default_headers = default_headers  # type: ignore[method-assign]
+
+
+def _json_error_bodies() -> None:
+    """gunicorn answers what it cannot parse (400, 414 request line too long, 431 headers too
+    large) with an HTML page that echoes the request. Every error body of netguard's is JSON, and
+    none carries the client's input back: the same `{"error", "status"}` body as the app's."""
+    from gunicorn import util
+
+    if getattr(util.write_error, "netguard_json", False):
+        return
+
+    def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+        body = json.dumps({"error": reason, "status": status_int}).encode()
+        head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        util.write_nonblock(sock, head.encode("latin-1") + body)
+
+    write_error.netguard_json = True  # type: ignore[attr-defined]
+    util.write_error = write_error
 
 
 def settle_heap() -> None:
