@@ -65,7 +65,8 @@ def test_kubectl_prints_the_warning_for_a_cancelled_default_deny(kube, netguard,
     kube.networking.create_namespaced_network_policy(namespace, default_deny())
     kube.networking.create_namespaced_network_policy(namespace, allow_all())
     manifest = yaml_documents(service("web"))
-    warning = f"Warning: default-deny ingress in {namespace} is cancelled by allow-all policy allow-all"
+    warning = (f"Warning: default-deny ingress in {namespace} is cancelled for IPv4 and IPv6 by allow-all: "
+               "pods are not isolated")
     # An admitted Service is decided on netguard's watch cache: wait until it has both policies
     # (a server-side dry-run gets the same answer and stores nothing).
     eventually(lambda: warning in kubectl.run("create", "-n", namespace, "-f", "-", "--dry-run=server",
@@ -75,3 +76,19 @@ def test_kubectl_prints_the_warning_for_a_cancelled_default_deny(kube, netguard,
     assert result.returncode == 0, result.stderr
     assert warning in result.stderr, result.stderr
     assert "service/web created" in result.stdout
+
+
+def test_kubectl_cannot_cancel_a_default_deny_a_load_balancer_depends_on(kube, netguard, kubectl):
+    """The guard cannot be sidestepped: with a LoadBalancer behind the default-deny, a policy
+    that admits every source to every pod is refused, like deleting the default-deny."""
+    namespace = kube.new_namespace("e2e-sidestep")
+    kube.networking.create_namespaced_network_policy(namespace, default_deny())
+    eventually(lambda: kubectl.run("create", "-n", namespace, "-f", "-", "--dry-run=server",
+                                   input=yaml_documents(service("web"))).returncode == 0,
+               "netguard's watch has the default-deny", 15)
+    kube.core.create_namespaced_service(namespace, service("web"))
+    result = kubectl.run("create", "-n", namespace, "-f", "-", input=yaml_documents(allow_all()))
+    assert result.returncode != 0
+    assert (f"NetworkPolicy {namespace}/allow-all cannot be created: it admits every IPv4 and IPv6 "
+            "address") in result.stderr, result.stderr
+    assert "web" in result.stderr
