@@ -69,7 +69,9 @@ def test_lines_through_a_pipe_stay_whole(queued):
     reader = threading.Thread(target=drain)
     reader.start()
     stream = os.fdopen(write_end, "w")
-    log = AuditLog(stream)
+    # Room for every line: this is about whole lines from many threads, not about a stalled pipe
+    # (a slow reader here takes seconds, and the default bound would drop some, counted).
+    log = AuditLog(stream, max_queued_bytes=1 << 30, write_wait=30)
     if queued:
         log.start(interval=0.001)
     try:

@@ -43,7 +43,7 @@ WRITE_SECONDS = 0.01
 # turn a stuck log pipe into the cluster's outage. Every decision is also in kube-apiserver's own
 # audit log through the answer's auditAnnotations. (The alternative, blocking the caller until
 # the pipe drains, keeps every line and stops every Service and NetworkPolicy write instead.)
-MAX_QUEUED_BYTES = 4 * 1024 * 1024
+MAX_QUEUED_BYTES = 8 * 1024 * 1024
 # How long the writer waits for stdout to take a write before it drops what it holds.
 WRITE_WAIT_SECONDS = 1.0
 # A drop is said on stderr at most this often (and counted in netguard_audit_dropped_total).
