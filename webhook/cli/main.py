@@ -18,6 +18,7 @@ from webhook.cli.configfile import load_settings_or_default
 from webhook.core.config import ConfigError
 from webhook.core.settings import Settings
 from webhook.serve import certs
+from webhook.serve.version import version
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 PASSTHROUGH = {"check": "evaluate manifests offline with the server's rules",
@@ -81,12 +82,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _run_server(args: argparse.Namespace) -> int:
     # Imported here so `netguard certs` works without loading Flask, and after the metrics folder.
     from webhook.serve import tlsfiles
-    from webhook.serve.server import IO_TIMEOUT_SECONDS, NetguardServer, ServeOptions
     from webhook.serve.admission import Admission
     from webhook.serve.app import create_app
     from webhook.serve.auditlog import AuditLog
     from webhook.serve.metrics import Metrics
     from webhook.serve.monitor import Monitor
+    from webhook.serve.server import IO_TIMEOUT_SECONDS, NetguardServer, ServeOptions
 
     settings = load_settings_or_default(args.config)
     make_inventory = _inventory_factory(args, settings)
@@ -170,6 +171,7 @@ def _passthrough(name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netguard", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"netguard {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the admission webhook server over TLS")

@@ -24,6 +24,7 @@ import bisect
 import collections
 import math
 import os
+import platform
 import threading
 from typing import Any, Mapping
 
@@ -39,6 +40,7 @@ from prometheus_client import (
 from webhook.core.outcome import Decision
 from webhook.core.request import AdmissionRequest
 from webhook.serve.background import PeriodicFlush, take_queued
+from webhook.serve.version import version
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The apiserver's own webhook latency buckets: our figures line up with apiserver_admission_*.
@@ -100,6 +102,10 @@ class Metrics:
         self.errors = Counter(
             "netguard_admission_errors", "Admission calls refused as malformed, by HTTP status.",
             ["stage", "status"], registry=registry)
+        self.build_info = Gauge(
+            "netguard_build_info", "1, labelled with netguard's version and the Python that runs it.",
+            ["version", "python"], multiprocess_mode="max", registry=registry)
+        self.build_info.labels(version(), platform.python_version()).set(1)
         self.audit_dropped = Counter(
             "netguard_audit_dropped", "Audit lines dropped because stdout did not take them (a stalled log pipe).",
             registry=registry)
