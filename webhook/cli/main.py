@@ -98,6 +98,9 @@ def _run_server(args: argparse.Namespace) -> int:
         certs.ensure(cert_dir, LOCAL_HOSTS)
         print(f"netguard: generated a CA and serving certificate in {cert_dir}/ "
               f"(trust {cert_dir}/ca.crt)", file=sys.stderr)
+    if args.metrics_bind and args.metrics_bind.rsplit(":", 1)[1] == args.bind.rsplit(":", 1)[1]:
+        raise SystemExit(f"netguard: --metrics-bind {args.metrics_bind}: needs a port of its own, "
+                         f"not the webhook's (--bind {args.bind})")
     client_ca = Path(args.client_ca) if args.client_ca else None
     try:  # refuse to start on files every handshake would fail on, naming the file and why
         tlsfiles.check(cert_dir / "tls.crt", cert_dir / "tls.key", client_ca)
@@ -114,10 +117,12 @@ def _run_server(args: argparse.Namespace) -> int:
         audit = AuditLog()
         audit.on_dropped = metrics.audit_dropped.inc  # lines dropped while stdout is stalled
         audit.start()  # lines written by a thread of the worker's own (webhook/serve/auditlog.py)
-        return create_app(Admission(settings, inventory), audit, metrics)
+        return create_app(Admission(settings, inventory), audit, metrics,
+                          plain_port=int(args.metrics_bind.rsplit(":", 1)[1]) if args.metrics_bind else None)
 
     options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
-                           client_ca=client_ca, io_timeout=args.io_timeout or IO_TIMEOUT_SECONDS)
+                           client_ca=client_ca, io_timeout=args.io_timeout or IO_TIMEOUT_SECONDS,
+                           metrics_bind=args.metrics_bind, max_body_bytes=settings.max_body_bytes)
     NetguardServer(options, app_factory).run()
     return 0
 
@@ -191,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--io-timeout", type=flags.positive_seconds,
                        help="drop a connection that stalls this long inside a TLS handshake or a "
                             "request (default 10 s, webhook.serve.server.IO_TIMEOUT_SECONDS)")
+    serve.add_argument("--metrics-bind", type=flags.bind_address, default=None, help="also serve /healthz, /readyz and /metrics over plain HTTP on HOST:PORT (for kubelet probes and Prometheus)")
     serve.set_defaults(func=_serve)
 
     cert = sub.add_parser("certs", help="generate a CA and a serving certificate")
