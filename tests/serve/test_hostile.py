@@ -288,7 +288,9 @@ def test_deeply_nested_json(harness, depth, opener, where):
         check_answer(response, decoded(text), stage)
         if depth >= 5000:
             assert response.status_code == 400
-            assert "nested too deeply" in response.get_json()["error"]
+            # Past 64 KiB the bracket count refuses it before the decoder sees it.
+            reasons = ("nested too deeply", "denser than any Kubernetes object", "not a JSON object")
+            assert any(r in response.get_json()["error"] for r in reasons)
     check_still_healthy(harness)
 
 
@@ -324,6 +326,28 @@ def test_body_over_the_limit_is_413(harness):
         assert response.status_code == 413
         check_answer(response, None, stage)
     check_still_healthy(harness)
+
+
+@pytest.mark.parametrize("body,says", [
+    # 3 MiB of empty objects decodes to a million dicts: refused from a count of its brackets
+    (b'{"request": [' + b"{}," * (1024 * 1024) + b"{}]}", "denser than any Kubernetes object"),
+    (b"[" + b"{}," * (1024 * 1024) + b"{}]", "not a JSON object"),
+], ids=["dense-object", "top-level-array"])
+def test_hostile_dense_bodies_are_refused_before_decoding(harness, body, says, monkeypatch):
+    decoded = []
+    monkeypatch.setattr("webhook.wire.jsoncodec.loads", lambda data: decoded.append(len(data)) or {})
+    for stage in STAGES:
+        response = harness.post(stage, body)
+        assert response.status_code == 400 and says in response.get_json()["error"]
+    assert decoded == []  # no byte of it was decoded
+
+
+def test_a_large_real_object_is_not_mistaken_for_a_dense_one(harness):
+    # 1 MiB of annotations (a large last-applied-configuration, say): few brackets per byte.
+    obj = service("large", namespace="shop", labels={"app": "web"})
+    obj["metadata"]["annotations"] = {f"note-{i}": "x" * 1000 for i in range(1000)}
+    review = make_review(namespace="shop", obj=obj, uid="large-real")
+    check_answer(harness.post("validate", review), review, "validate")
 
 
 @pytest.mark.parametrize("path,method", [("/validate", "get"), ("/mutate", "put"), ("/nope", "post")])

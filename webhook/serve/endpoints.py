@@ -16,8 +16,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from webhook.serve.admission import STAGES, Admission, Evaluation
 from webhook.serve.auditlog import AuditLog, AuditRecord
@@ -31,6 +32,13 @@ PATHS = {f"/{stage}": stage for stage in STAGES}
 INTERNAL_ERROR = 500
 INTERNAL_ERROR_MESSAGE = "netguard failed while deciding this request; its log (stderr) has the details"
 StartResponse = Callable[..., Any]
+# Decoded JSON costs memory per object and array, not per byte: 8 MiB of `[{},{},...]` decodes to
+# ~2.8 million dicts (~200 MiB). No Kubernetes object is that dense: the densest JSON the
+# apiserver writes, managedFields' `"f:port":{},`, takes 9 bytes or more per object. A body
+# with more than one `{` or `[` per BYTES_PER_CONTAINER bytes is refused before it is decoded
+# (counting them costs a few ms for the largest body; small bodies are not counted).
+BYTES_PER_CONTAINER = 8
+COUNT_CONTAINERS_FROM = 64 * 1024
 
 
 def read_review(environ: dict[str, Any], limit: int) -> Any:
@@ -53,12 +61,24 @@ def read_review(environ: dict[str, Any], limit: int) -> Any:
     body = environ["wsgi.input"].read(size)
     if len(body) > limit:
         raise MalformedReview(f"body is over the {limit}-byte limit", 413)
+    if len(body) >= COUNT_CONTAINERS_FROM:
+        _refuse_dense(body)
     try:
         return jsoncodec.loads(body)
     except RecursionError:
         raise MalformedReview("body is nested too deeply to be an AdmissionReview") from None
     except ValueError as exc:  # also UnicodeDecodeError: the body is not UTF-8
         raise MalformedReview(f"body is not valid JSON: {exc}") from None
+
+
+def _refuse_dense(body: bytes) -> None:
+    if body.lstrip()[:1] != b"{":
+        raise MalformedReview("body is not a JSON object, so not an AdmissionReview")
+    containers = body.count(b"{") + body.count(b"[")  # an upper bound: strings may hold some
+    if containers * BYTES_PER_CONTAINER > len(body):
+        raise MalformedReview(
+            f"body holds up to {containers} JSON objects and arrays in {len(body)} bytes, denser than "
+            f"any Kubernetes object (one per {BYTES_PER_CONTAINER} bytes at most): refused before decoding")
 
 
 def audit_annotations(evaluation: Evaluation) -> dict[str, str]:
@@ -73,7 +93,7 @@ def audit_annotations(evaluation: Evaluation) -> dict[str, str]:
     return annotations
 
 
-@functools.lru_cache(maxsize=None)  # a handful of statuses; the enum lookup costs a µs a call
+@functools.cache  # a handful of statuses; the enum lookup costs a µs a call
 def _status_line(status: int) -> str:
     return f"{status} {HTTPStatus(status).phrase}"
 
