@@ -289,7 +289,7 @@ def test_deeply_nested_json(harness, depth, opener, where):
         if depth >= 5000:
             assert response.status_code == 400
             # Past 64 KiB the bracket count refuses it before the decoder sees it.
-            reasons = ("nested too deeply", "denser than any Kubernetes object", "not a JSON object")
+            reasons = ("nested too deeply", "more than any Kubernetes object", "not a JSON object")
             assert any(r in response.get_json()["error"] for r in reasons)
     check_still_healthy(harness)
 
@@ -330,9 +330,10 @@ def test_body_over_the_limit_is_413(harness):
 
 @pytest.mark.parametrize("body,says", [
     # 3 MiB of empty objects decodes to a million dicts: refused from a count of its brackets
-    (b'{"request": [' + b"{}," * (1024 * 1024) + b"{}]}", "denser than any Kubernetes object"),
+    (b'{"request": [' + b"{}," * (1024 * 1024) + b"{}]}", "more than any Kubernetes object"),
+    (b'{"request": [' + b'{"ab":1},' * 250_001 + b"{}]}", "more than any Kubernetes object"),
     (b"[" + b"{}," * (1024 * 1024) + b"{}]", "not a JSON object"),
-], ids=["dense-object", "top-level-array"])
+], ids=["dense-object", "just-over-the-count", "top-level-array"])
 def test_hostile_dense_bodies_are_refused_before_decoding(harness, body, says, monkeypatch):
     decoded = []
     monkeypatch.setattr("webhook.wire.jsoncodec.loads", lambda data: decoded.append(len(data)) or {})

@@ -32,13 +32,15 @@ PATHS = {f"/{stage}": stage for stage in STAGES}
 INTERNAL_ERROR = 500
 INTERNAL_ERROR_MESSAGE = "netguard failed while deciding this request; its log (stderr) has the details"
 StartResponse = Callable[..., Any]
-# Decoded JSON costs memory per object and array, not per byte: 8 MiB of `[{},{},...]` decodes to
-# ~2.8 million dicts (~200 MiB). No Kubernetes object is that dense: the densest JSON the
-# apiserver writes, managedFields' `"f:port":{},`, takes 9 bytes or more per object. A body
-# with more than one `{` or `[` per BYTES_PER_CONTAINER bytes is refused before it is decoded
-# (counting them costs a few ms for the largest body; small bodies are not counted).
-BYTES_PER_CONTAINER = 8
-COUNT_CONTAINERS_FROM = 64 * 1024
+# Decoded JSON costs memory per object and array, not per byte: a dict with one key is 184 bytes
+# in CPython, so 8 MiB of `{"ab":1},` decodes to ~930,000 dicts and ~200 MiB. A real review holds
+# far fewer: a NetworkPolicy at etcd's 1.5 MiB limit (about 15,000 ipBlock peers, its
+# managedFields included) has under 100,000 objects and arrays, and an UPDATE carries two. A body
+# that could hold more than MAX_CONTAINERS (its count of `{` and `[`, an upper bound since strings
+# may hold some) is refused before it is decoded, which bounds a decode at ~50 MiB. Counting costs
+# a few ms for the largest body; small bodies, which cannot hold that many, are not counted.
+MAX_CONTAINERS = 250_000
+COUNT_CONTAINERS_FROM = 2 * MAX_CONTAINERS  # `{}` is two bytes: a shorter body cannot hold more
 
 
 def read_review(environ: dict[str, Any], limit: int) -> Any:
@@ -72,13 +74,13 @@ def read_review(environ: dict[str, Any], limit: int) -> Any:
 
 
 def _refuse_dense(body: bytes) -> None:
-    if body.lstrip()[:1] != b"{":
+    if body[:4096].lstrip()[:1] != b"{":  # a prefix: stripping the whole body would copy it
         raise MalformedReview("body is not a JSON object, so not an AdmissionReview")
-    containers = body.count(b"{") + body.count(b"[")  # an upper bound: strings may hold some
-    if containers * BYTES_PER_CONTAINER > len(body):
+    containers = body.count(b"{") + body.count(b"[")
+    if containers > MAX_CONTAINERS:
         raise MalformedReview(
-            f"body holds up to {containers} JSON objects and arrays in {len(body)} bytes, denser than "
-            f"any Kubernetes object (one per {BYTES_PER_CONTAINER} bytes at most): refused before decoding")
+            f"body holds up to {containers} JSON objects and arrays, more than any Kubernetes object "
+            f"(at most {MAX_CONTAINERS} in a review): refused before decoding")
 
 
 def audit_annotations(evaluation: Evaluation) -> dict[str, str]:

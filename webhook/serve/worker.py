@@ -100,6 +100,7 @@ class NetguardWorker(ThreadWorker):
         self.large_running = 0
         self.held_bytes = 0
         self.shed = 0
+        _pin_mmap_threshold()
         self._plain_socket_class = type("BoundedSocket", (_BoundedSocket,), {"__slots__": (), "io_timeout": self.io_timeout})
         super().init_process()
 
@@ -347,16 +348,31 @@ def _connection_cap(configured: int) -> int:
 
 
 _LIBC: list[Any] = []
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+MMAP_THRESHOLD_BYTES = 1024 * 1024
+
+
+def _libc() -> Any:
+    if not _LIBC:
+        name = ctypes.util.find_library("c")
+        _LIBC.append(ctypes.CDLL(name) if name else None)
+    return _LIBC[0]
+
+
+def _pin_mmap_threshold() -> None:
+    """glibc serves allocations over its mmap threshold from their own mappings, returned to the
+    system on free; but after the first such free it raises the threshold (up to 32 MiB), and
+    the next request bodies of a few MiB land on the heap, which it does not shrink. Pinning
+    the threshold at 1 MiB keeps every large body's memory returnable (mallopt(3))."""
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def _give_memory_back() -> None:
     """After a large request: collect what cycles it left and hand free heap pages back to the
     system (glibc keeps them otherwise; the worker's RSS would stay at its peak)."""
     gc.collect()
-    if not _LIBC:
-        name = ctypes.util.find_library("c")
-        libc = ctypes.CDLL(name) if name else None
-        _LIBC.append(getattr(libc, "malloc_trim", None))
-    trim = _LIBC[0]
+    trim = getattr(_libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)
