@@ -309,11 +309,18 @@ class NetguardWorker(ThreadWorker):
             self._stop_lingering(sock)
 
     def _cap_keepalive(self, deadline: float) -> None:
-        """SIGTERM: idle kept-alive connections and connections idle for a while close at once
-        (the apiserver opens a new one, to a replica that is not stopping); partial requests and
-        connections opened just now get STOP_GRACE_SECONDS."""
+        """SIGTERM: connections idle for longer than STOP_GRACE_SECONDS (kept alive, or opened and
+        silent) close at once, so the apiserver opens new ones, to a replica that is not
+        stopping; partial requests, connections opened just now and kept-alive connections used
+        just now get STOP_GRACE_SECONDS."""
         now = time.monotonic()
-        super()._cap_keepalive(now)
+        # The deque is ordered by when each connection went idle: the long idle ones are a prefix,
+        # so the order (which murder_keepalived relies on) holds. A connection idle for less than
+        # the grace is probably in use, its next request on the wire: it is answered with
+        # "Connection: close" if that request comes within the grace.
+        for conn in self.keepalived_conns:
+            idle_for = now - (conn.timeout - self.cfg.keepalive)
+            conn.timeout = now if idle_for > STOP_GRACE_SECONDS else min(conn.timeout, now + STOP_GRACE_SECONDS)
         self.murder_keepalived()
         for intake in list(self.intakes.values()):
             # A connection opened just now is probably a request on its way: it gets the grace.
