@@ -95,7 +95,10 @@ def _run_server(args: argparse.Namespace) -> int:
     if not (cert_dir / "tls.crt").exists() or not (cert_dir / "tls.key").exists():
         if args.certs_given:
             raise SystemExit(f"netguard: --certs {cert_dir}: tls.crt and tls.key are required")
-        certs.ensure(cert_dir, LOCAL_HOSTS)
+        try:
+            certs.ensure(cert_dir, LOCAL_HOSTS)
+        except certs.CertError as exc:
+            raise SystemExit(f"netguard: --certs {cert_dir}: {exc}")
         print(f"netguard: generated a CA and serving certificate in {cert_dir}/ "
               f"(trust {cert_dir}/ca.crt)", file=sys.stderr)
     client_ca = Path(args.client_ca) if args.client_ca else None
