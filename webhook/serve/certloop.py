@@ -102,7 +102,9 @@ class RotationLoop:
         return self._rotator.round()
 
     def _run(self) -> None:
-        while not self._stopped.wait(self._interval * random.uniform(1 - JITTER, 1 + JITTER)):
+        wait = 0.0  # at once: the worker that takes the lock first checks right away
+        while not self._stopped.wait(wait):
+            wait = self._interval * random.uniform(1 - JITTER, 1 + JITTER)
             try:
                 self.tick()
             except ClusterError as exc:
