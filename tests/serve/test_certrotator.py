@@ -334,3 +334,46 @@ def test_a_refused_patch_is_reported_not_raised(server, make, tmp_path):
     done = make().round()
     assert done.secret_written and done.files_written and not done.patched
     assert any("HTTP 403" in p for p in done.problems)
+
+
+# --------------------------------------------------------------------------- a lost CA
+
+
+def test_a_wiped_secret_keeps_the_ca_replicas_still_serve(server, make, clock, tmp_path):
+    # Someone replaces the Secret with an empty one (kubectl replace, a GitOps tool): the new CA
+    # joins the caBundle beside the old one, so replica B, still serving the old certificate
+    # until its next round, stays trusted; the old CA leaves an overlap later.
+    empty_secret(server)
+    a, b = make("a"), make("b")
+    a.round()
+    b.round()
+    old = (tmp_path / "b" / "tls.crt").read_bytes()
+    empty_secret(server)
+    clock.advance(HOUR / 12)
+    done = a.round()
+    assert done.plan.new_ca
+    for pem in bundles(server):
+        assert ca_count(pem) == 2
+        assert trusted(old, pem, clock.now)  # B's old certificate
+        assert trusted((tmp_path / "a" / "tls.crt").read_bytes(), pem, clock.now)
+    clock.advance(HOUR / 12)
+    b.round()
+    assert (tmp_path / "b" / "tls.crt").read_bytes() == (tmp_path / "a" / "tls.crt").read_bytes()
+    clock.advance(HOUR)
+    assert a.round().plan.drop
+    assert all(ca_count(pem) == 1 for pem in bundles(server))
+
+
+def test_migrating_from_the_manual_ca_keeps_it_for_the_overlap(server, make, clock, tmp_path):
+    from webhook.serve.certs import generate
+    manual = generate(tmp_path / "manual", ["netguard.netguard-system.svc"])
+    for resource in (VALIDATING, MUTATING):
+        obj = server.objects.get(resource, "netguard")
+        for hook in obj["webhooks"]:
+            hook["clientConfig"]["caBundle"] = base64.b64encode(manual.ca_crt.read_bytes()).decode()
+        server.objects.put(resource, obj)
+    empty_secret(server)
+    make().round()
+    for pem in bundles(server):  # pods of the old ReplicaSet still serve the manual certificate
+        assert trusted(manual.tls_crt.read_bytes(), pem, clock.now)
+        assert trusted((tmp_path / "a" / "tls.crt").read_bytes(), pem, clock.now)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -82,6 +82,8 @@ class CertRotator:
         secret = self._read_secret()
         now = self.clock()
         current, unusable = certstore.read_secret(secret.get("data"), self.names, now)
+        if current.signing is None and current.pending is None:
+            current = self._adopt(current, configurations.values(), now)
         decided = plan(current, certstore.published(configurations.values()), now, self.policy)
         result = Round(decided, problems=problems)
         if decided.changes:
@@ -112,6 +114,18 @@ class CertRotator:
         for problem in problems:
             say(problem)
         return result
+
+    def _adopt(self, current: Certs, configurations: Any, now: dt.datetime) -> Certs:
+        """A Secret without a CA (new, wiped, or replaced by hand) while the webhooks trust
+        some: those stay in the caBundle as retired CAs, so replicas still serving a
+        certificate they signed (an older Secret, the manual `netguard certs` path before a
+        migration) stay trusted until the plan drops them, an overlap after the new
+        certificate is out."""
+        known = {c.id for c in current.retired}
+        adopted = tuple(c for c in certstore.trusted_cas(configurations, now) if c.id not in known)
+        if adopted:
+            say(f"keeping {len(adopted)} CA(s) of the caBundle that the Secret does not hold, for the overlap")
+        return replace(current, retired=current.retired + adopted)
 
     def _read_configuration(self, hook: tuple[str, str], problems: list[str]) -> dict[str, Any] | None:
         kind, name = hook

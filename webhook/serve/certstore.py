@@ -154,6 +154,26 @@ def bundle_ids(ca_bundle: str | None) -> frozenset[str]:
         return frozenset()
 
 
+def trusted_cas(configurations: Iterable[Mapping[str, Any] | None], now: dt.datetime) -> list[Cert]:
+    """Every valid CA certificate in any webhook's caBundle (for adopting a CA the Secret lost)."""
+    found: dict[str, Cert] = {}
+    for configuration in configurations:
+        for hook in (configuration or {}).get("webhooks") or ():
+            try:
+                pem = base64.b64decode((hook.get("clientConfig") or {}).get("caBundle") or "")
+                certs = x509.load_pem_x509_certificates(pem) if pem else []
+            except (ValueError, binascii.Error, TypeError):
+                continue
+            for cert in certs:
+                try:
+                    is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+                except x509.ExtensionNotFound:
+                    is_ca = False
+                if is_ca and cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+                    found.setdefault(fingerprint(cert), ca_cert(cert))
+    return list(found.values())
+
+
 def published(configurations: Iterable[Mapping[str, Any] | None]) -> frozenset[str]:
     """The CAs found in the caBundle of every webhook of every configuration (none if one is
     missing: nothing can be counted on then)."""
