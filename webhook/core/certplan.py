@@ -35,14 +35,21 @@ class Cert:
     not_before: dt.datetime
     not_after: dt.datetime
     issuer: str = ""  # a serving certificate: the id of the CA that signed it
+    # When it was made, if later than not_before (certificates are backdated for clock skew):
+    # its life, and the overlaps, count from here.
+    issued: dt.datetime | None = None
     payload: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def born(self) -> dt.datetime:
+        return max(self.issued or self.not_before, self.not_before)
 
     def usable(self, now: dt.datetime) -> bool:
         return self.not_before <= now < self.not_after
 
     def due(self, now: dt.datetime, fraction: float) -> bool:
-        """Past `fraction` of its validity."""
-        return now >= self.not_before + (self.not_after - self.not_before) * fraction
+        """Past `fraction` of its life."""
+        return now >= self.born + (self.not_after - self.born) * fraction
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ def plan(certs: Certs, published: frozenset[str], now: dt.datetime, policy: Poli
         stage = True
         reasons.append(f"CA {_short(signing)} is past {policy.renew_at:.0%} of its life: the next CA "
                        "joins the caBundle")
-    elif pending is not None and pending.id in published and now >= pending.not_before + policy.overlap:
+    elif pending is not None and pending.id in published and now >= pending.born + policy.overlap:
         promote = retire = True
         reasons.append(f"the next CA {_short(pending)} has been in every caBundle for {policy.overlap}: it signs now")
 
@@ -133,7 +140,7 @@ def plan(certs: Certs, published: frozenset[str], now: dt.datetime, policy: Poli
     for old in certs.retired:
         if old.id in drop or promote:
             continue
-        if serving is not None and serving.issuer != old.id and now >= serving.not_before + policy.overlap:
+        if serving is not None and serving.issuer != old.id and now >= serving.born + policy.overlap:
             drop.append(old.id)
             reasons.append(f"retired CA {_short(old)} signs nothing served any more: it leaves the caBundle")
 

@@ -37,13 +37,19 @@ def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
+def _issued(cert: x509.Certificate) -> dt.datetime:
+    # certs.py backdates every certificate it makes by CLOCK_SKEW.
+    return min(cert.not_valid_before_utc + certfiles.CLOCK_SKEW, cert.not_valid_after_utc)
+
+
 def ca_cert(cert: x509.Certificate, key: Any = None) -> Cert:
-    return Cert(fingerprint(cert), cert.not_valid_before_utc, cert.not_valid_after_utc, payload=(cert, key))
+    return Cert(fingerprint(cert), cert.not_valid_before_utc, cert.not_valid_after_utc, issued=_issued(cert),
+                payload=(cert, key))
 
 
 def serving_cert(cert: x509.Certificate, key: Any, issuer: str) -> Cert:
     return Cert(fingerprint(cert), cert.not_valid_before_utc, cert.not_valid_after_utc, issuer=issuer,
-                payload=(cert, key))
+                issued=_issued(cert), payload=(cert, key))
 
 
 def decoded(data: Mapping[str, str] | None) -> dict[str, bytes]:
