@@ -70,8 +70,10 @@ class Setup:
         """The overlay's Secret and RBAC in this namespace (resourceNames: this test's names),
         the ServiceAccount, and the two webhook configurations without caBundle."""
         core, rbac = self.kube.core, k8s.RbacAuthorizationV1Api(self.kube.api_client)
-        core.create_namespaced_service_account(self.namespace, {"metadata": {"name": "netguard"}})
-        core.create_namespaced_secret(self.namespace, {"metadata": {"name": SECRET}, "type": "Opaque"})
+        core.create_namespaced_service_account(self.namespace, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                               "metadata": {"name": "netguard"}})
+        core.create_namespaced_secret(self.namespace, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                                                       "metadata": {"name": SECRET}})
         for doc in yaml.safe_load_all(RBAC.read_text()):
             doc["metadata"].pop("labels", None)
             text = yaml.safe_dump(doc).replace("netguard-system", self.namespace)
@@ -99,12 +101,14 @@ class Setup:
                     "namespaceSelector": {"matchLabels": {"e2e-certs": self.tag}}, "failurePolicy": "Fail",
                     "sideEffects": "None", "admissionReviewVersions": ["v1"], "timeoutSeconds": 5}
 
+        group = "admissionregistration.k8s.io/v1"
         self.kube.admission.create_validating_webhook_configuration(
-            {"metadata": {"name": self.name}, "webhooks": [hook("services.e2e-certs.netguard.io", "/validate")]})
+            {"apiVersion": group, "kind": V, "metadata": {"name": self.name},
+             "webhooks": [hook("services.e2e-certs.netguard.io", "/validate")]})
         self.created.append((V, self.name))
         self.kube.admission.create_mutating_webhook_configuration(
-            {"metadata": {"name": self.name}, "webhooks": [{**hook("labels.e2e-certs.netguard.io", "/mutate"),
-                                                           "reinvocationPolicy": "Never"}]})
+            {"apiVersion": group, "kind": M, "metadata": {"name": self.name},
+             "webhooks": [{**hook("labels.e2e-certs.netguard.io", "/mutate"), "reinvocationPolicy": "Never"}]})
         self.created.append((M, self.name))
 
     def remove(self) -> None:

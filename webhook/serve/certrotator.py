@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from webhook.core.certplan import Certs, Plan, Policy, apply, plan
+from webhook.core.certplan import Certs, Plan, Policy, apply, bundle, plan
 from webhook.inventory.kube import ClusterError, Conflict, ObjectApi
 from webhook.serve import certs as certfiles
 from webhook.serve import certstore
@@ -102,14 +102,14 @@ class CertRotator:
             if patch is None:
                 continue
             try:
-                self.api.patch_webhook_configuration(kind, name, patch)  # Conflict: start over
+                self.api.patch_webhook_configuration(kind, name, patch)
             except Conflict:
-                raise
-            except ClusterError as exc:
+                raise  # changed since read: the round starts over
+            except ClusterError as exc:  # RBAC, or the API: reported, the files are still written
                 problems.append(str(exc))
                 continue
             result.patched.append(f"{kind}/{name}")
-            say(f"{kind} {name}: caBundle set ({len(certstore.bundle_ids(certstore.b64(ca_bundle)))} CA)")
+            say(f"{kind} {name}: caBundle set ({len(bundle(current))} CA)")
         result.files_written = self.write_files(current)
         for problem in problems:
             say(problem)
