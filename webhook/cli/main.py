@@ -97,8 +97,8 @@ def _run_server(args: argparse.Namespace) -> int:
         raise SystemExit("netguard: --cert-host names the self-managed certificate: give --manage-certs too")
     if args.manage_certs:  # the Secret's certificates written to cert_dir before anything checks it
         from webhook.cli import managedcerts
-        live = bool(args.kubeconfig) or (_in_pod() and not args.offline)
-        make_rotator = managedcerts.bootstrap(args, cert_dir, live)
+        # The API is needed for the Secret even with the offline inventory (--offline in a pod).
+        make_rotator = managedcerts.bootstrap(args, cert_dir, bool(args.kubeconfig) or _in_pod())
     if not (cert_dir / "tls.crt").exists() or not (cert_dir / "tls.key").exists():
         if args.certs_given:
             raise SystemExit(f"netguard: --certs {cert_dir}: tls.crt and tls.key are required")
