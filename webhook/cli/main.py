@@ -92,10 +92,20 @@ def _run_server(args: argparse.Namespace) -> int:
     settings = load_settings_or_default(args.config)
     make_inventory = _inventory_factory(args, settings)
     cert_dir = Path(args.certs)
+    make_rotator = None
+    if args.cert_host and not args.manage_certs:
+        raise SystemExit("netguard: --cert-host names the self-managed certificate: give --manage-certs too")
+    if args.manage_certs:  # the Secret's certificates written to cert_dir before anything checks it
+        from webhook.cli import managedcerts
+        # The API is needed for the Secret even with the offline inventory (--offline in a pod).
+        make_rotator = managedcerts.bootstrap(args, cert_dir, bool(args.kubeconfig) or _in_pod())
     if not (cert_dir / "tls.crt").exists() or not (cert_dir / "tls.key").exists():
         if args.certs_given:
             raise SystemExit(f"netguard: --certs {cert_dir}: tls.crt and tls.key are required")
-        certs.ensure(cert_dir, LOCAL_HOSTS)
+        try:
+            certs.ensure(cert_dir, LOCAL_HOSTS)
+        except certs.CertError as exc:
+            raise SystemExit(f"netguard: --certs {cert_dir}: {exc}")
         print(f"netguard: generated a CA and serving certificate in {cert_dir}/ "
               f"(trust {cert_dir}/ca.crt)", file=sys.stderr)
     if args.metrics_bind and args.metrics_bind.rsplit(":", 1)[1] == args.bind.rsplit(":", 1)[1]:
@@ -114,6 +124,8 @@ def _run_server(args: argparse.Namespace) -> int:
         metrics = Metrics()
         metrics.start()  # flushes the batched admission counts every second (webhook/serve/metrics.py)
         Monitor(inventory, settings, metrics).start()
+        if make_rotator is not None:  # one worker per pod keeps the certificates current
+            managedcerts.start_in_worker(make_rotator, cert_dir)
         audit = AuditLog()
         audit.on_dropped = metrics.audit_dropped.inc  # lines dropped while stdout is stalled
         audit.start()  # lines written by a thread of the worker's own (webhook/serve/auditlog.py)
@@ -193,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--offline", action="store_true",
                        help="in a pod, use the offline inventory instead of the pod's service account")
     serve.add_argument("--client-ca", help="require client certificates signed by this CA (mutual TLS)")
+    serve.add_argument("--manage-certs", type=flags.secret_reference, metavar="[NAMESPACE/]SECRET",
+                       help="keep the CA and serving certificate in this Secret (the pod's namespace by "
+                            "default), write the CA into netguard's webhook configurations and the serving "
+                            "pair into --certs, and rotate them before they expire (docs/certificates.md)")
+    serve.add_argument("--cert-host", action="append", metavar="HOST",
+                       help="with --manage-certs: another DNS name or IP for the serving certificate, "
+                            "besides the Service's names (repeatable)")
     serve.add_argument("--io-timeout", type=flags.positive_seconds,
                        help="drop a connection that stalls this long inside a TLS handshake or a "
                             "request (default 10 s, webhook.serve.server.IO_TIMEOUT_SECONDS)")
