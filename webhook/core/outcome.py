@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, NamedTuple
 
-# kubectl prints each warning on one line; the apiserver truncates long ones. Keep them short.
-MAX_WARNING_CHARS = 119
+# kubectl prints each warning on one line; the apiserver truncates long ones. Keep them short
+# (webhook/core/messages.py writes them to fit; this cuts what long names still push past it).
+MAX_WARNING_CHARS = 120
 
 
 class Verdict(enum.StrEnum):
