@@ -390,8 +390,8 @@ def test_junit_format(capsys):
     assert guard_name == "NetworkPolicy shop/allow-all" and guard.get("type") == "protect-default-deny"
     assert guard.get("message").endswith("40-allow-all.yaml line 1: NetworkPolicy shop/allow-all cannot be "
                                          "created: it admits every IPv4 and IPv6 address to every pod on every "
-                                         "port, cancelling the default-deny ingress that 1 LoadBalancer "
-                                         "Service(s) depend on.")
+                                         "port, cancelling the default-deny ingress that 1 "
+                                         "LoadBalancer(s) depend on.")
     web = next(c for c in cases if c.get("name") == "Service shop/web")
     assert "Flux dry-runs a whole stage" in web.find("system-out").text
     assert web.find("system-out").text.startswith(f"{MANIFESTS / 'mixed' / '10-shop.yaml'} line 7: warning: ")

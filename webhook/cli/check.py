@@ -320,7 +320,7 @@ def _nothing_to_check(paths: Sequence[str], manifests: Sequence[Manifest],
     read = (f"{len(manifests)} object(s) read, none netguard reviews ({', '.join(kinds)})"
             if manifests else "no Kubernetes object read")
     if foreign:
-        read += f", {len(foreign)} document(s) that are no Kubernetes object left out"
+        read += f" ({len(foreign)} YAML document(s) without apiVersion and kind left out)"
     return Problem("", 0, f"nothing to check in {', '.join(paths)}: {read}; netguard reviews "
                           "Services and NetworkPolicies. Pass --allow-empty if that is expected")
 
