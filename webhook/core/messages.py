@@ -25,7 +25,7 @@ import yaml
 MAX_LISTED = 5
 FIRST_LINE_CHARS = 200
 # A name is never cut shorter than this in a first line (it ends in "..." then).
-SHORTEST_NAME = 12
+SHORTEST_NAME = 8
 CLOSING = ("Refused by netguard rule {rule}. `netguard check` gives the same verdicts on manifests "
            "before they are applied.")
 
@@ -156,7 +156,7 @@ def guard_cancel_denied(namespace: str, policy: str, operation: str, open_famili
     services = list(services)
     first = fit(f"NetworkPolicy {{0}}/{{1}} cannot be {verb}: it admits every {families(open_families)} "
                 f"address to every pod on every port, cancelling the default-deny ingress that "
-                f"{len(services)} LoadBalancer Service(s) depend on.", namespace, policy)
+                f"{len(services)} LoadBalancer(s) depend on.", namespace, policy)
     fix = (f"The LoadBalancer Services of namespace {namespace}: {listing(services)}. "
            "Admit only what the pods need instead: select the pods (podSelector), name the sources "
            "(ipBlock with the load balancer's or the clients' ranges) and the ports, for example:\n"
