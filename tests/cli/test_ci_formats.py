@@ -264,6 +264,17 @@ def test_sarif_names_the_rule_that_denied(tmp_path, capsys):
     assert results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("denied/lb.yaml")
 
 
+def test_sarif_names_the_rule_of_each_warning(tmp_path, capsys):
+    config = write(tmp_path / "netguard.yaml", f"labels: {{required: [owner]}}\nrules:\n  {LB_RULE}: "
+                                               "{action: warn}\n  required-labels: {action: warn}\n")
+    code, out, _ = run(capsys, "--format", "sarif", "--config", config, MANIFESTS / "denied")
+    results = sarif(out)["runs"][0]["results"]
+    assert code == 0
+    assert [(r["ruleId"], r["level"], r["message"]["text"].split(": ")[1]) for r in results] == [
+        (LB_RULE, "warning", "LoadBalancer without a default-deny ingress NetworkPolicy in its namespace"),
+        ("required-labels", "warning", "lacks required label(s) owner")]
+
+
 def test_sarif_of_relative_paths_stays_relative(tmp_path, capsys, monkeypatch):
     write(tmp_path / "my manifests" / "lb.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n"
                                                  "spec: {type: LoadBalancer}\n")

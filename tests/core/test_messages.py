@@ -163,6 +163,9 @@ def test_cluster_state_unknown(mode, names):
 def test_every_warning_fits_and_starts_with_its_object(path, names):
     req, decision = decide_path(WARNINGS[path], names)
     assert decision.allowed and decision.warnings, decision
+    # Each warning is told with the rule it comes from (SARIF results name it).
+    rule = {"lb": LB, "guard": GUARD, "labels": LABELS}[path.split("-")[0]]
+    assert decision.warned_by == (rule,) * len(decision.warnings)
     for warning in decision.warnings:
         assert len(warning) <= MAX_WARNING_CHARS and "\n" not in warning, warning
         # The longest names do not leave room for the whole object: what fits of it comes first.

@@ -139,18 +139,19 @@ def review(m: Manifest, uid: str, inventory: OfflineInventory, settings: Setting
     req = synthetic_request(m, uid, FLUX_FIELD_MANAGER if flux else CHECK_FIELD_MANAGER)
     view = inventory.view(req.namespace)
     mutated = decide.mutate(req, view, settings)
-    final, warnings = mutated, mutated.warnings
+    final, warnings, warned_by = mutated, mutated.warnings, mutated.warned_by
     if mutated.allowed:
         obj = apply_patch(req.object or {}, mutated.patch) if mutated.patch else req.object
         final = decide.validate(req._replace(object=obj), view, settings)
-        warnings = mutated.warnings + final.warnings
+        warnings, warned_by = mutated.warnings + final.warnings, mutated.warned_by + final.warned_by
     verdict = final.verdict
     if final.allowed and warnings and verdict == Verdict.ALLOW:
         verdict = Verdict.WARN
     return Result(kind=m.kind, namespace=req.namespace, name=req.name, source=m.source,
                   line=m.line, decision=verdict, allowed=final.allowed, rule=final.rule,
                   reason=final.reason, message=final.message if not final.allowed else "",
-                  warnings=tuple(warnings), labels=dict(mutated.patched_labels))
+                  warnings=tuple(warnings), labels=dict(mutated.patched_labels),
+                  warned_by=tuple(warned_by))
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -23,6 +23,7 @@ class Result:
     message: str  # the full denial text, as kubectl, Argo CD and Flux would show it
     warnings: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)  # what mutation would set
+    warned_by: tuple[str, ...] = ()  # the rule of each warning
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,7 @@ def _results(r: Result) -> list[dict[str, Any]]:
     found = []
     if not r.allowed:
         found.append(_result(_deciding_rule(r), "error", r.message, r.source, r.line))
-    # A warning carries no rule of its own: that of the decision (the first when several warned).
-    rule = r.rule.split(",")[0] or LOADBALANCER_RULE
-    found.extend(_result(rule, "warning", w, r.source, r.line) for w in r.warnings)
+    found.extend(_result(rule, "warning", w, r.source, r.line) for w, rule in zip(r.warnings, r.warned_by))
     return found
 
 
