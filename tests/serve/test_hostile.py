@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from tests import strategies as hs
 from tests.reviews import make_review, namespace, policy, service, settings, view_of
-from webhook.core import decide, labels
+from webhook.core import decide, labels, messages
 from webhook.serve.admission import Admission
 from webhook.serve.app import create_app
 from webhook.serve.auditlog import AuditLog
@@ -433,13 +433,19 @@ def test_mutate_patch_applies_is_idempotent_and_touches_only_owned_labels(data):
     assert decide.mutate(again, view, config).patch == ()
 
 
-def _check_decision(decision: Decision) -> None:
+def _check_decision(decision: Decision, req=None) -> None:
     assert isinstance(decision, Decision)
     assert isinstance(decision.allowed, bool)
     for warning in decision.warnings:
-        assert isinstance(warning, str) and len(warning) < 120, warning
+        assert isinstance(warning, str) and len(warning) <= MAX_WARNING_CHARS, warning
+        if req is not None:  # about the object of the request, named first
+            assert warning.startswith(f"{req.kind} {req.namespace}/{req.name}: "), warning
     if not decision.allowed:
         assert decision.message.strip(), decision
+        assert len(messages.first_line(decision.message)) <= messages.FIRST_LINE_CHARS, decision.message
+        closing = decision.message.splitlines()[-1]
+        assert closing == messages.closing(closing.split()[4].rstrip(".")), closing
+        assert set(closing.split()[4].rstrip(".").split(",")) <= set(decision.rule.split(",")), closing
     assert decision.reason
 
 
@@ -460,16 +466,16 @@ def test_validate_is_total_and_well_formed(data):
     req = parse_review(make_review(kind=kind, operation=operation, namespace=ns, obj=obj, old=old,
                                    dry_run=dry_run))
     decision = decide.validate(req, inventory.view(ns), config)
-    _check_decision(decision)
+    _check_decision(decision, req)
     assert decision.patch == ()
     json.dumps(build_response(req, decision))
 
     unknown = decide.state_unknown(req, config, "API unreachable")
     if unknown is not None:
-        _check_decision(unknown)
+        _check_decision(unknown, req)
 
     evaluation = Admission(config, inventory).evaluate("validate", req)
-    _check_decision(evaluation.decision)
+    _check_decision(evaluation.decision, req)
     if dry_run:
         assert inventory.view(ns).policies == view_of(
             [namespace(ns), *state], ns).policies
