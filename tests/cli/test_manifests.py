@@ -808,3 +808,18 @@ def test_cli_manifests_config_and_priority_class(tmp_path, capsys):
             cli.main(["manifests", *argv])
         assert str(exit_info.value).startswith(f"netguard manifests: {flag}: "), exit_info.value
     assert capsys.readouterr().out == ""
+
+
+def test_deploy_docs_never_write_the_local_certs():
+    # ./certs is the local server's (`netguard serve` without --certs); deploy commands that
+    # reissue its certificate break the README's local curls.
+    import re
+    for path in (ROOT / "README.md", MANIFESTS / "README.md", ROOT / "docs" / "deploy.md"):
+        shell = "\n".join(b.split("\n", 1)[1] for b in path.read_text().split("```")[1::2] if b.startswith("sh\n"))
+        assert "netguard certs" in shell or path.name == "deploy.md", path
+        for line in shell.splitlines():
+            if line.lstrip().startswith("#"):
+                continue
+            assert not re.search(r"--out\s+(\./)?certs(\s|/|$)", line), f"{path}: {line}"
+            if "kubectl" in line or "netguard manifests" in line:
+                assert not re.search(r"(--certs[ =]|--cert[ =]|--key[ =])(\./)?certs(\s|/|$)", line), f"{path}: {line}"
