@@ -56,8 +56,10 @@ def python_variants() -> dict[str, list[dict[str, Any]]]:
         "no-match-conditions": _no_match_conditions_docs(base),
         "no-match-conditions on cert-manager": _no_match_conditions_docs(_cert_manager_docs()),
         "netguard manifests --url": manifests.objects(url="https://127.0.0.1:8443"),
-        "netguard manifests --config (required labels) --priority-class ''":
+        "netguard manifests --config (required labels, warn) --priority-class ''":
             manifests.objects(config_text=REQUIRED_LABELS, priority_class=""),
+        "netguard manifests --config (required labels, deny)":
+            manifests.objects(config_text="labels:\n  required: [team, example.com/owner]\n"),
         "netguard manifests --namespace guard --priority-class netguard-high":
             manifests.objects(namespace="guard", priority_class="netguard-high"),
     }

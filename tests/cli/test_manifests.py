@@ -653,13 +653,19 @@ def test_namespace_selector_follows_exempt_namespaces():
     assert one(docs, "Namespace")["metadata"]["name"] == "guard"
 
 
-def test_required_labels_widen_the_service_condition():
+def test_required_labels_widen_what_is_sent():
     docs = manifests.objects(config_text="labels:\n  required: [team, example.com/owner]\n")
-    [condition] = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]["matchConditions"]
-    assert condition["name"] == "loadbalancer-or-missing-labels"
-    assert "['team', 'example.com/owner'].exists(k, !has(object.metadata.labels)" in condition["expression"]
+    services, policies, labels = one(docs, "ValidatingWebhookConfiguration")["webhooks"]
+    [condition] = services["matchConditions"]
+    assert condition["name"] == "loadbalancer-or-refused-labels"
+    assert "['team', 'example.com/owner'].exists(k, (!has(object.metadata.labels)" in condition["expression"]
     base = one(manifests.objects(), "ValidatingWebhookConfiguration")["webhooks"][0]["matchConditions"][0]
     assert condition["expression"].startswith(base["expression"] + " || ")
+    # What required-labels only warns on goes to a webhook that fails open.
+    assert (labels["name"], labels["failurePolicy"], labels["matchConditions"][0]["name"]) == (
+        "service-labels.netguard.io", "Ignore", "warned-labels")
+    assert {k: v for k, v in labels.items() if k not in ("name", "failurePolicy", "matchConditions")} == {
+        k: v for k, v in services.items() if k not in ("name", "failurePolicy", "matchConditions")}
 
 
 def test_config_errors_name_the_file_and_line():
@@ -734,13 +740,23 @@ def test_kubectl_kustomize_readme_recipes(tmp_path):
     assert result.returncode == 0, result.stderr
     check_no_match_conditions(parse(result.stdout), _cert_manager_docs())
     check_cert_manager(parse(result.stdout))
-    # The configuration overlay of the README: its webhooks are what `netguard manifests
-    # --config` derives from the same configuration, so required-labels sees every Service.
-    built = build_overlay(tmp_path, "configured", readme_overlay("loadbalancer-or-missing-labels"))
+    # The README's ConfigMap patch changes no key the webhooks depend on: the result is what
+    # `netguard manifests --config` gives for the same file.
+    built = build_overlay(tmp_path, "configured", readme_overlay("op: replace"))
     config = one(built, "ConfigMap")["data"]["netguard.yaml"]
-    assert parse_settings(config).labels.required  # the recipe is about required labels
+    assert parse_settings(config) != parse_settings("")  # the recipe does change something
     expected = manifests.objects(config_text=config, image="registry.example.com/netguard:0.1.0")
     assert by_key(built) == by_key(expected)
+    # The README's overlay on rendered objects, for the keys that change the webhooks.
+    rendered = tmp_path / "rendered"
+    rendered.mkdir()
+    config = "labels:\n  required: [team]\n"
+    (rendered / "netguard.yaml").write_text(manifests.render(config_text=config))
+    (rendered / "kustomization.yaml").write_text(readme_overlay("resources:\n  - netguard.yaml"))
+    result = kubectl("kustomize", str(rendered))
+    assert result.returncode == 0, result.stderr
+    assert by_key(parse(result.stdout)) == by_key(
+        manifests.objects(config_text=config, image="registry.example.com/netguard:0.1.0"))
     # The kind recipe: an overlay that sets the image.
     kind = tmp_path / "kind"
     kind.mkdir()
