@@ -175,3 +175,10 @@ def _merge(target: Any, patch: Any, strategic: bool, field: str = "") -> Any:
         else:
             out[name] = _merge(out.get(name), value, strategic, name)
     return out
+
+
+def default_webhook_configurations(url: str | None = None) -> list[dict]:
+    """netguard's two webhook configurations as `netguard manifests` renders them by default."""
+    from webhook.cli import deploy, webhooks
+    from webhook.core.settings import default_settings
+    return webhooks.webhook_configurations(default_settings(), "", url, deploy.WEBHOOK_TIMEOUT_SECONDS)

@@ -29,6 +29,7 @@ from webhook.core.labels import policy_type
 from webhook.inventory.offline import OfflineInventory
 from webhook.core.request import AdmissionRequest
 from webhook.core.registry import RULES
+from webhook.serve.version import version
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MANIFESTS = ROOT / "manifests"
@@ -37,8 +38,8 @@ PEM_MARK = "-----BEGIN CERTIFICATE-----"
 
 EXPECTED_KINDS = {
     "Namespace": 1, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
-    "ConfigMap": 1, "Deployment": 1, "Service": 1, "PodDisruptionBudget": 1,
-    "NetworkPolicy": 4, "ValidatingWebhookConfiguration": 1, "MutatingWebhookConfiguration": 1,
+    "ConfigMap": 1, "ResourceQuota": 1, "Deployment": 1, "Service": 1, "PodDisruptionBudget": 1,
+    "NetworkPolicy": 5, "ValidatingWebhookConfiguration": 1, "MutatingWebhookConfiguration": 1,
 }
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding",
                   "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
@@ -197,7 +198,12 @@ def test_deployment_security_settings(docs):
     assert ctr["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert "privileged" not in ctr["securityContext"]
     assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
-    assert one(docs, "Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    labels = one(docs, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    # Pinned, so a cluster upgrade never changes what is enforced: the oldest version supported.
+    assert labels["pod-security.kubernetes.io/enforce-version"] == "v1.28"
+    assert (labels["pod-security.kubernetes.io/warn"], labels["pod-security.kubernetes.io/warn-version"]) == (
+        "restricted", "latest")
 
 
 def test_deployment_availability_and_probes(docs):
@@ -215,12 +221,26 @@ def test_deployment_availability_and_probes(docs):
     [anti] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert selector_matches(anti["podAffinityTerm"]["labelSelector"], pod_labels)
     assert "requiredDuringSchedulingIgnoredDuringExecution" not in pod["affinity"]["podAntiAffinity"]
-    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+    # Every probe on the plain-HTTP port the server is told to open (--metrics-bind), so that
+    # mutual TLS on the webhook port (--client-ca) cannot break them.
+    metrics_bind = next(a.split("=", 1)[1] for a in ctr["args"] if a.startswith("--metrics-bind="))
+    assert metrics_bind == "0.0.0.0:8080"
+    for probe, path in (("startupProbe", "/healthz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         get = ctr[probe]["httpGet"]
-        assert (get["scheme"], get["path"], named_port(ctr, get["port"])) == ("HTTPS", path, 8443)
+        assert (get["scheme"], get["path"], get["port"], named_port(ctr, get["port"])) == (
+            "HTTP", path, "metrics", 8080), probe
+    startup = ctr["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 60  # a slow start is not killed
     assert ctr["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
     assert ctr["resources"]["limits"]["memory"] == "256Mi"
-    assert ctr["image"] == "netguard:latest" and ctr["imagePullPolicy"] == "IfNotPresent"
+    assert ctr["image"] == f"netguard:{version()}" and ctr["imagePullPolicy"] == "IfNotPresent"
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    # The quota that lets a cluster limiting the system-* classes run those pods.
+    quota = one(docs, "ResourceQuota")["spec"]
+    assert quota["scopeSelector"]["matchExpressions"] == [
+        {"operator": "In", "scopeName": "PriorityClass", "values": [pod["priorityClassName"]]}]
+    assert int(quota["hard"]["pods"]) >= spec["replicas"] + spec["strategy"]["rollingUpdate"]["maxSurge"]
 
 
 def test_deployment_mounts_and_args(docs):
@@ -235,8 +255,13 @@ def test_deployment_mounts_and_args(docs):
     config = volumes[mounts["/etc/netguard/config"]["name"]]
     assert config["configMap"]["name"] == "netguard-config"
     assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
-    assert ctr["args"] == ["serve", "--bind", "0.0.0.0:8443", "--certs", "/etc/netguard/certs",
+    assert ctr["args"] == ["serve", "--bind", "0.0.0.0:8443", "--metrics-bind=0.0.0.0:8080",
+                           "--certs", "/etc/netguard/certs",
                            "--config", "/etc/netguard/config/netguard.yaml", "--workers", "2"]
+    # Every flag the Deployment passes is one `netguard serve` takes.
+    from webhook.cli import main as cli
+    parsed = cli.build_parser().parse_args(ctr["args"])
+    assert (parsed.bind, parsed.metrics_bind, parsed.workers) == ("0.0.0.0:8443", "0.0.0.0:8080", 2)
     assert "command" not in ctr  # the image's ENTRYPOINT is `netguard`
 
 
@@ -245,8 +270,10 @@ def test_service_and_pdb_select_the_pods(docs):
     service = one(docs, "Service")
     assert service["metadata"]["name"] == "netguard"
     assert all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items())
-    [port] = service["spec"]["ports"]
-    assert port["port"] == 443 and named_port(container(docs), port["targetPort"]) == 8443
+    https, metrics = service["spec"]["ports"]
+    assert https["port"] == 443 and named_port(container(docs), https["targetPort"]) == 8443
+    assert (metrics["name"], metrics["port"], metrics["targetPort"]) == ("metrics", 8080, "metrics")
+    assert named_port(container(docs), metrics["targetPort"]) == 8080
     pdb = one(docs, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
     assert selector_matches(pdb["spec"]["selector"], pod_labels)
@@ -279,10 +306,12 @@ def test_webhook_common_settings(docs):
         assert hook["sideEffects"] == "None"
         assert hook["admissionReviewVersions"] == ["v1"]
         assert 1 <= hook["timeoutSeconds"] <= 10
+        assert hook["matchPolicy"] == "Equivalent"
         selector = hook["namespaceSelector"]
-        for skipped in ("kube-system", NS):
+        # Exactly the configuration's exempt namespaces are never sent.
+        for skipped in ("kube-system", "kube-public", "kube-node-lease", NS):
             assert not selector_matches(selector, namespace_labels(skipped)), (hook["name"], skipped)
-        for reviewed in ("default", "demo", "kube-public"):
+        for reviewed in ("default", "demo", "kube-flannel"):
             assert selector_matches(selector, namespace_labels(reviewed)), (hook["name"], reviewed)
         service = hook["clientConfig"]["service"]
         assert (service["namespace"], service["name"], service["port"]) == (NS, "netguard", 443)
@@ -401,9 +430,35 @@ def test_bad_namespaces_are_refused(namespace):
         manifests.render(namespace=namespace)
 
 
-def test_bad_image_is_refused():
+@pytest.mark.parametrize("image", ["netguard latest", "netguard", "netguard:latest", "registry:5000/netguard",
+                                   "registry.example.com/netguard:latest"])
+def test_bad_image_is_refused(image):
     with pytest.raises(ValueError, match="image"):
-        manifests.render(image="netguard latest")
+        manifests.render(image=image)
+
+
+@pytest.mark.parametrize("image", ["registry:5000/netguard:1.2.3", "netguard@sha256:" + "a" * 64, "netguard:dev"])
+def test_versioned_images_are_taken(image):
+    assert container(parse(manifests.render(image=image)))["image"] == image
+
+
+def test_default_image_follows_the_package_version(monkeypatch):
+    from webhook.cli import deploy
+    monkeypatch.setattr(deploy, "version", lambda: "2.5.0")
+    assert container(manifests.objects())["image"] == "netguard:2.5.0"
+    monkeypatch.setattr(deploy, "version", lambda: "0+unknown")  # never installed: '+' is no tag character
+    assert manifests.default_image() == "netguard:0-unknown"
+
+
+def test_priority_class_parameter():
+    pod = lambda docs: one(docs, "Deployment")["spec"]["template"]["spec"]  # noqa: E731
+    docs = manifests.objects(priority_class="netguard-high")
+    assert pod(docs)["priorityClassName"] == "netguard-high"
+    assert not [d for d in docs if d["kind"] == "ResourceQuota"]  # the quota is for system-cluster-critical
+    docs = manifests.objects(priority_class="")
+    assert "priorityClassName" not in pod(docs)
+    with pytest.raises(ValueError, match="priority class"):
+        manifests.objects(priority_class="Not_A_Name")
 
 
 # --------------------------------------------------------------------------- netguard passes its own rule
@@ -464,7 +519,7 @@ def kustomizations() -> list[Path]:
 
 def test_kustomization_files_exist_and_parse():
     assert {p.parent.relative_to(MANIFESTS).as_posix() for p in kustomizations()} == {
-        ".", "base", "cert-manager", "match-conditions", "self-managed-certs"}
+        ".", "base", "cert-manager", "no-match-conditions", "self-managed-certs"}
     for path in kustomizations():
         kustomization = yaml.safe_load(path.read_text())
         assert kustomization["kind"] == "Kustomization", path
@@ -513,8 +568,8 @@ def _cert_manager_docs() -> list[dict[str, Any]]:
     return docs + parse((directory / "certificates.yaml").read_text())
 
 
-def _match_conditions_docs(base: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return _json_patch(base, MANIFESTS / "match-conditions")
+def _no_match_conditions_docs(base: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return _json_patch(base, MANIFESTS / "no-match-conditions")
 
 
 def check_cert_manager(docs: list[dict[str, Any]]) -> None:
@@ -534,41 +589,91 @@ def check_cert_manager(docs: list[dict[str, Any]]) -> None:
         assert all(d["metadata"]["namespace"] == NS for d in docs if d["kind"] == kind)
 
 
-def check_match_conditions(docs: list[dict[str, Any]]) -> None:
+def check_no_match_conditions(docs: list[dict[str, Any]], layer_below: list[dict[str, Any]]) -> None:
+    """The layer below with no matchConditions anywhere, and nothing else changed."""
+    assert "matchConditions" not in str(docs)
+    strip = copy.deepcopy(layer_below)
+    for doc in strip:
+        for hook in doc.get("webhooks", []):
+            hook.pop("matchConditions", None)
+    assert by_key(docs) == by_key(strip)
+
+
+def test_base_match_conditions(docs):
     hooks = {hook["name"]: hook for hook in one(docs, "ValidatingWebhookConfiguration")["webhooks"]}
-    assert list(hooks) == ["services.netguard.io", "networkpolicies.netguard.io", "service-labels.netguard.io"]
     [lb] = hooks["services.netguard.io"]["matchConditions"]
-    [rest] = hooks["service-labels.netguard.io"]["matchConditions"]
-    assert lb["name"] == "loadbalancer" and rest["name"] == "not-loadbalancer"
-    assert rest["expression"] == f"!({lb['expression']})"  # complementary: each Service goes to one
+    assert lb["name"] == "loadbalancer"
     for variable in ("object", "oldObject"):  # null on DELETE / CREATE: guarded before use
         assert f"{variable} != null && has({variable}.spec) && has({variable}.spec.type)" in lb["expression"]
         assert f"{variable}.spec.type == 'LoadBalancer'" in lb["expression"]
+    # Every NetworkPolicy request can be refused (protect-default-deny, required-labels).
     assert "matchConditions" not in hooks["networkpolicies.netguard.io"]
-    # Apart from name and condition, the new webhook is the Service webhook.
-    strip = lambda h: {k: v for k, v in h.items() if k not in ("name", "matchConditions")}  # noqa: E731
-    assert strip(hooks["service-labels.netguard.io"]) == strip(hooks["services.netguard.io"])
-    # Everything else is the base (or the layer below) unchanged.
-    assert "matchConditions" not in str(one(docs, "MutatingWebhookConfiguration"))
+    assert "matchConditions" not in str(one(docs, "MutatingWebhookConfiguration"))  # labels every Service
 
 
 def test_cert_manager_overlay_patches():
     check_cert_manager(_cert_manager_docs())
 
 
-def test_match_conditions_overlay_patches():
-    docs = _match_conditions_docs(manifests.objects())
-    check_match_conditions(docs)
-    # Required-labels keeps every Service; the mutating webhook is untouched.
-    validating = one(docs, "ValidatingWebhookConfiguration")["webhooks"]
-    assert RULE_NEEDS["required_labels"] <= covered(validating)
-    assert one(docs, "MutatingWebhookConfiguration") == one(manifests.objects(), "MutatingWebhookConfiguration")
+def test_no_match_conditions_overlay_patches():
+    check_no_match_conditions(_no_match_conditions_docs(manifests.objects()), manifests.objects())
 
 
-def test_match_conditions_on_top_of_cert_manager():
-    docs = _match_conditions_docs(_cert_manager_docs())
-    check_match_conditions(docs)
+def test_no_match_conditions_on_top_of_cert_manager():
+    docs = _no_match_conditions_docs(_cert_manager_docs())
+    check_no_match_conditions(docs, _cert_manager_docs())
     check_cert_manager(docs)
+
+
+# --------------------------------------------------------------------------- from the configuration
+
+
+def _configmap_text() -> str:
+    return one(kustomize_docs(MANIFESTS), "ConfigMap")["data"]["netguard.yaml"]
+
+
+def test_base_equals_what_its_own_configuration_gives():
+    # The ConfigMap of the base, given back as --config, renders the base again: the webhooks'
+    # namespaceSelector and matchConditions are those its configuration asks for.
+    text = _configmap_text()
+    assert by_key(manifests.objects(config_text=text)) == by_key(kustomize_docs(MANIFESTS))
+    assert by_key(manifests.objects(config_text=text)) == by_key(manifests.objects())
+
+
+def test_namespace_selector_follows_exempt_namespaces():
+    config = "exemptNamespaces: [kube-system, platform]\nownNamespace: guard\n"
+    docs = manifests.objects(config_text=config, config_source="my.yaml")
+    assert one(docs, "ConfigMap")["data"]["netguard.yaml"] == config  # the file as given
+    for _, hook in webhooks(docs):
+        assert hook["namespaceSelector"]["matchExpressions"] == [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["guard", "kube-system", "platform"]}]
+        assert hook["clientConfig"]["service"]["namespace"] == "guard"
+        # kube-public is no longer exempt in this configuration: it must be sent.
+        assert selector_matches(hook["namespaceSelector"], namespace_labels("kube-public"))
+    assert one(docs, "Namespace")["metadata"]["name"] == "guard"
+
+
+def test_required_labels_widen_what_is_sent():
+    docs = manifests.objects(config_text="labels:\n  required: [team, example.com/owner]\n")
+    services, policies, labels = one(docs, "ValidatingWebhookConfiguration")["webhooks"]
+    [condition] = services["matchConditions"]
+    assert condition["name"] == "loadbalancer-or-refused-labels"
+    assert "['team', 'example.com/owner'].exists(k, (!has(object.metadata.labels)" in condition["expression"]
+    base = one(manifests.objects(), "ValidatingWebhookConfiguration")["webhooks"][0]["matchConditions"][0]
+    assert condition["expression"].startswith(base["expression"] + " || ")
+    # What required-labels only warns on goes to a webhook that fails open.
+    assert (labels["name"], labels["failurePolicy"], labels["matchConditions"][0]["name"]) == (
+        "service-labels.netguard.io", "Ignore", "warned-labels")
+    assert {k: v for k, v in labels.items() if k not in ("name", "failurePolicy", "matchConditions")} == {
+        k: v for k, v in services.items() if k not in ("name", "failurePolicy", "matchConditions")}
+
+
+def test_config_errors_name_the_file_and_line():
+    from webhook.core.config import ConfigError
+    with pytest.raises(ConfigError, match=r"my\.yaml line 2: .*exemptNamespaces"):
+        manifests.objects(config_text="ownNamespace: guard\nexemptNamespaces: nope\n", config_source="my.yaml")
+    with pytest.raises(ValueError, match="namespace 'other' differs from ownNamespace 'guard' in my.yaml"):
+        manifests.objects(namespace="other", config_text="ownNamespace: guard\n", config_source="my.yaml")
 
 
 # --------------------------------------------------------------------------- with kubectl
@@ -599,49 +704,59 @@ def test_kubectl_kustomize_overlays():
     built = parse(result.stdout)
     check_cert_manager(built)
     assert by_key(built) == by_key(_cert_manager_docs())
-    result = kubectl("kustomize", "manifests/match-conditions/")
+    result = kubectl("kustomize", "manifests/no-match-conditions/")
     assert result.returncode == 0, result.stderr
     built = parse(result.stdout)
-    check_match_conditions(built)
-    assert by_key(built) == by_key(_match_conditions_docs(manifests.objects()))
+    check_no_match_conditions(built, manifests.objects())
+    assert by_key(built) == by_key(_no_match_conditions_docs(manifests.objects()))
+
+
+def readme_overlay(marker: str) -> str:
+    """The kustomization.yaml block of manifests/README.md that contains `marker`."""
+    text = (MANIFESTS / "README.md").read_text()
+    blocks = [b.split("\n", 1)[1] for b in text.split("```")[1::2] if b.startswith("yaml\n")]
+    [block] = [b for b in blocks if marker in b]
+    return block
+
+
+def build_overlay(tmp_path: Path, name: str, text: str) -> list[dict[str, Any]]:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "kustomization.yaml").write_text(text.replace("../manifests", relative(MANIFESTS, folder)))
+    result = kubectl("kustomize", str(folder))
+    assert result.returncode == 0, result.stderr
+    return parse(result.stdout)
 
 
 @needs_kubectl
 def test_kubectl_kustomize_readme_recipes(tmp_path):
-    # match-conditions on top of cert-manager (README: replace ../base with ../cert-manager).
+    # no-match-conditions on top of cert-manager (README: replace ../base with ../cert-manager).
     combined = tmp_path / "combined"
-    shutil.copytree(MANIFESTS / "match-conditions", combined)
+    shutil.copytree(MANIFESTS / "no-match-conditions", combined)
     text = (combined / "kustomization.yaml").read_text()
     (combined / "kustomization.yaml").write_text(
         text.replace("  - ../base\n", f"  - {relative(MANIFESTS / 'cert-manager', combined)}\n"))
     result = kubectl("kustomize", str(combined))
     assert result.returncode == 0, result.stderr
-    check_match_conditions(parse(result.stdout))
+    check_no_match_conditions(parse(result.stdout), _cert_manager_docs())
     check_cert_manager(parse(result.stdout))
-    # Only LoadBalancer Services (match-conditions/README.md): the inline patch drops the split.
-    lb_only = tmp_path / "lb-only"
-    lb_only.mkdir()
-    (lb_only / "kustomization.yaml").write_text(f"""\
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - {relative(MANIFESTS / 'match-conditions', lb_only)}
-patches:
-  - target:
-      kind: ValidatingWebhookConfiguration
-      name: netguard
-    patch: |-
-      - op: test
-        path: /webhooks/2/name
-        value: service-labels.netguard.io
-      - op: remove
-        path: /webhooks/2
-""")
-    result = kubectl("kustomize", str(lb_only))
+    # The README's ConfigMap patch changes no key the webhooks depend on: the result is what
+    # `netguard manifests --config` gives for the same file.
+    built = build_overlay(tmp_path, "configured", readme_overlay("op: replace"))
+    config = one(built, "ConfigMap")["data"]["netguard.yaml"]
+    assert parse_settings(config) != parse_settings("")  # the recipe does change something
+    expected = manifests.objects(config_text=config, image="registry.example.com/netguard:0.1.0")
+    assert by_key(built) == by_key(expected)
+    # The README's overlay on rendered objects, for the keys that change the webhooks.
+    rendered = tmp_path / "rendered"
+    rendered.mkdir()
+    config = "labels:\n  required: [team]\n"
+    (rendered / "netguard.yaml").write_text(manifests.render(config_text=config))
+    (rendered / "kustomization.yaml").write_text(readme_overlay("resources:\n  - netguard.yaml"))
+    result = kubectl("kustomize", str(rendered))
     assert result.returncode == 0, result.stderr
-    hooks = one(parse(result.stdout), "ValidatingWebhookConfiguration")["webhooks"]
-    assert [h["name"] for h in hooks] == ["services.netguard.io", "networkpolicies.netguard.io"]
-    assert hooks[0]["matchConditions"][0]["name"] == "loadbalancer"
+    assert by_key(parse(result.stdout)) == by_key(
+        manifests.objects(config_text=config, image="registry.example.com/netguard:0.1.0"))
     # The kind recipe: an overlay that sets the image.
     kind = tmp_path / "kind"
     kind.mkdir()
@@ -672,20 +787,6 @@ def test_kubectl_apply_dry_run_client():
 # --------------------------------------------------------------------------- image and CLI
 
 
-def test_dockerfile_matches_the_deployment(docs):
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    lines = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
-    assert lines[0] == "FROM python:3.11-slim"
-    uid = one(docs, "Deployment")["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
-    assert f"USER {uid}:{uid}" in lines  # numeric, so runAsNonRoot can verify it
-    assert "EXPOSE 8443" in lines
-    assert 'ENTRYPOINT ["netguard"]' in lines
-    assert any(line.startswith('CMD ["serve"') for line in lines)
-    assert "pip install --no-cache-dir . " in dockerfile and ".[" not in dockerfile  # no test extra
-    ignored = set((ROOT / ".dockerignore").read_text().split())
-    assert {".venv", "tests", "certs", ".git", "bench"} <= ignored
-
-
 def test_cli_manifests_when_wired(ca_dir, capsys):
     from webhook.cli import main as cli
 
@@ -701,3 +802,40 @@ def test_cli_manifests_when_wired(ca_dir, capsys):
                                            ca_bundle_pem=(ca_dir / "ca.crt").read_bytes())
     assert cli.main(["manifests", "--url", "https://127.0.0.1:8443"]) == 0
     assert parse(capsys.readouterr().out) == manifests.objects(url="https://127.0.0.1:8443")
+
+
+def test_cli_manifests_config_and_priority_class(tmp_path, capsys):
+    from webhook.cli import main as cli
+
+    config = tmp_path / "netguard.yaml"
+    config.write_text("ownNamespace: guard\nlabels:\n  required: [team]\n")
+    assert cli.main(["manifests", "--config", str(config), "--priority-class", ""]) == 0
+    out = parse(capsys.readouterr().out)
+    assert out == manifests.objects(config_text=config.read_text(), priority_class="")
+    assert one(out, "Namespace")["metadata"]["name"] == "guard"  # the namespace follows ownNamespace
+    # Bad input: a clear error naming the flag or the file and line, and nothing printed.
+    config.write_text("ownNamespace: guard\nlabels: {required: [Bad Key]}\n")
+    assert cli.main(["manifests", "--config", str(config)]) == 2
+    captured = capsys.readouterr()
+    assert f"{config} line 2" in captured.err and captured.out == ""
+    for argv, flag in ((["--image", "netguard:latest"], "--image"), (["--priority-class", "X"], "--priority-class"),
+                       (["--namespace", "Bad"], "--namespace")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["manifests", *argv])
+        assert str(exit_info.value).startswith(f"netguard manifests: {flag}: "), exit_info.value
+    assert capsys.readouterr().out == ""
+
+
+def test_deploy_docs_never_write_the_local_certs():
+    # ./certs is the local server's (`netguard serve` without --certs); deploy commands that
+    # reissue its certificate break the README's local curls.
+    import re
+    for path in (ROOT / "README.md", MANIFESTS / "README.md", ROOT / "docs" / "deploy.md"):
+        shell = "\n".join(b.split("\n", 1)[1] for b in path.read_text().split("```")[1::2] if b.startswith("sh\n"))
+        assert "netguard certs" in shell or path.name == "deploy.md", path
+        for line in shell.splitlines():
+            if line.lstrip().startswith("#"):
+                continue
+            assert not re.search(r"--out\s+(\./)?certs(\s|/|$)", line), f"{path}: {line}"
+            if "kubectl" in line or "netguard manifests" in line:
+                assert not re.search(r"(--certs[ =]|--cert[ =]|--key[ =])(\./)?certs(\s|/|$)", line), f"{path}: {line}"

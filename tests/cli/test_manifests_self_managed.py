@@ -13,7 +13,8 @@ from kubernetes import client
 from tests.cli.test_manifests import MANIFESTS, NS, _json_patch, by_key, container, kubectl, needs_kubectl, one, parse
 from tests.objectstore import MUTATING, SECRETS, VALIDATING
 from tests.watchserver import WatchServer
-from webhook.cli import deploy, managedcerts, manifests
+from webhook.cli import deploy, managedcerts, manifests, webhooks
+from webhook.core.settings import default_settings
 from webhook.inventory.kube import ObjectApi
 from webhook.serve.certrotator import CertRotator, Target
 
@@ -91,7 +92,8 @@ def test_a_rotation_calls_only_what_the_rbac_allows(tmp_path: Path):
     rules = rules_of(docs, ("Role", "ClusterRole"))
     secret = managed_secret(docs)
     with WatchServer() as server:
-        for resource, obj in zip((VALIDATING, MUTATING), deploy.webhook_configurations(NS, "", None)):
+        configurations = webhooks.webhook_configurations(default_settings(), "", None, deploy.WEBHOOK_TIMEOUT_SECONDS)
+        for resource, obj in zip((VALIDATING, MUTATING), configurations):
             server.objects.put(resource, obj)
         server.objects.put(SECRETS, one(docs, "Secret", secret))  # as shipped
         api = ObjectApi(client.ApiClient(client.Configuration(host=server.url)))

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from tests.objectstore import MUTATING, SECRETS, VALIDATING
+from tests.objectstore import MUTATING, SECRETS, VALIDATING, default_webhook_configurations
 from tests.watchserver import WatchServer
-from webhook.cli import deploy
 from webhook.inventory.kube import ClusterError, ObjectApi
 from webhook.serve.certloop import RotationLoop, bootstrap
 from webhook.serve.certrotator import CertRotator, Target
@@ -20,7 +19,7 @@ HOOKS = (("ValidatingWebhookConfiguration", "netguard"), ("MutatingWebhookConfig
 @pytest.fixture
 def server():
     with WatchServer() as srv:
-        for resource, obj in zip((VALIDATING, MUTATING), deploy.webhook_configurations(NS, "", None)):
+        for resource, obj in zip((VALIDATING, MUTATING), default_webhook_configurations()):
             srv.objects.put(resource, obj)
         srv.objects.put(SECRETS, {"metadata": {"name": SECRET, "namespace": NS}})
         yield srv

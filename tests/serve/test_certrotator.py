@@ -16,9 +16,8 @@ import pytest
 from cryptography import x509
 from kubernetes import client
 
-from tests.objectstore import MUTATING, SECRETS, VALIDATING
+from tests.objectstore import MUTATING, SECRETS, VALIDATING, default_webhook_configurations
 from tests.watchserver import WatchServer
-from webhook.cli import deploy
 from webhook.core.certplan import Policy
 from webhook.inventory.kube import ClusterError, ObjectApi
 from webhook.serve import certstore
@@ -46,7 +45,7 @@ class Clock:
 @pytest.fixture
 def server():
     with WatchServer() as srv:
-        validating, mutating = deploy.webhook_configurations(NS, "", None)
+        validating, mutating = default_webhook_configurations()
         srv.objects.put(VALIDATING, validating)
         srv.objects.put(MUTATING, mutating)
         yield srv

@@ -13,11 +13,10 @@ import sys
 
 import pytest
 
-from tests.objectstore import MUTATING, SECRETS, VALIDATING
+from tests.objectstore import MUTATING, SECRETS, VALIDATING, default_webhook_configurations
 from tests.serve.test_serve_cluster import eventually, kubeconfig
 from tests.serverproc import Server
 from tests.watchserver import NAMESPACES, WatchServer
-from webhook.cli import deploy
 from webhook.serve import certstore
 
 NS, SECRET = "netguard-system", "netguard-certs"
@@ -27,7 +26,7 @@ NS, SECRET = "netguard-system", "netguard-certs"
 def api():
     with WatchServer() as server:
         server.put(NAMESPACES, {"metadata": {"name": "shop"}})
-        for resource, obj in zip((VALIDATING, MUTATING), deploy.webhook_configurations(NS, "", "https://127.0.0.1:1")):
+        for resource, obj in zip((VALIDATING, MUTATING), default_webhook_configurations("https://127.0.0.1:1")):
             server.objects.put(resource, obj)
         server.objects.put(SECRETS, {"metadata": {"name": SECRET, "namespace": NS}})  # shipped empty
         yield server

@@ -10,6 +10,11 @@ from webhook.core.settings import Settings, default_settings
 
 def load_settings(path: str | os.PathLike) -> Settings:
     """Read, parse and validate the configuration file at `path`."""
+    return parse_settings(read_config(path), os.fsdecode(path))
+
+
+def read_config(path: str | os.PathLike) -> str:
+    """The text of the configuration file at `path`; a ConfigError names the file and why not."""
     source = os.fsdecode(path)
     try:
         with open(path, encoding="utf-8") as handle:
@@ -22,7 +27,7 @@ def load_settings(path: str | os.PathLike) -> Settings:
         raise ConfigError(
             source, 0, "", f"cannot read configuration: not UTF-8 text (byte {exc.start}: {exc.reason})"
         ) from None
-    return parse_settings(text, source)
+    return text
 
 
 def load_settings_or_default(path: str | os.PathLike | None) -> Settings:

@@ -1,6 +1,6 @@
 """The objects that deploy netguard, as dicts: its namespace, RBAC, configuration, Service,
-Deployment, PodDisruptionBudget, NetworkPolicies and the two webhook configurations.
-Rendered and checked by webhook/cli/manifests.py.
+Deployment, PodDisruptionBudget, ResourceQuota and NetworkPolicies (the two webhook
+configurations are in webhook/cli/webhooks.py). Rendered and checked by webhook/cli/manifests.py.
 """
 
 from __future__ import annotations
@@ -8,22 +8,28 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from webhook.cli.webhooks import LABELS, NAME
 from webhook.core import reference
 from webhook.inventory.kube import LIVE_READ_GETS, LIVE_READ_TIMEOUT
+from webhook.serve.version import version
 
 DEFAULT_NAMESPACE = "netguard-system"
-DEFAULT_IMAGE = "netguard:latest"
+IMAGE_REPOSITORY = "netguard"
+# Critical for the cluster: while netguard is down, Service and NetworkPolicy writes are refused
+# (the validating webhooks fail closed), so its pods are the last to be preempted or evicted.
+DEFAULT_PRIORITY_CLASS = "system-cluster-critical"
+# The oldest Kubernetes the manifests are written and checked for (tests/cli/test_kube_schemas.py).
+MIN_KUBERNETES = "1.28"
 
-NAME = "netguard"  # every object netguard deploys is called this, except the policies
 TLS_SECRET = "netguard-tls"
 CONFIG_MAP = "netguard-config"
 PORT = 8443
+METRICS_PORT = 8080  # plain HTTP: /healthz, /readyz and /metrics for kubelet probes and Prometheus
 CERTS_DIR = "/etc/netguard/certs"
 CONFIG_DIR = "/etc/netguard/config"
 CONFIG_FILE = "netguard.yaml"
 UID = 10001
 
-LABELS = {"app.kubernetes.io/name": NAME}
 # The apiserver waits this long for an answer. A live read (LIVE_READ_GETS requests, each bounded
 # by LIVE_READ_TIMEOUT) must fit with room to answer, so that netguard's own "could not confirm"
 # denial, which says what to do, reaches the client rather than the apiserver's timeout.
@@ -32,13 +38,14 @@ WEBHOOK_TIMEOUT_SECONDS = math.ceil(LIVE_READ_GETS * sum(LIVE_READ_TIMEOUT)) + 2
 # The objects that only make sense when netguard runs in the cluster; omitted with `url`.
 IN_CLUSTER_KINDS = frozenset({
     "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-    "Service", "Deployment", "PodDisruptionBudget", "NetworkPolicy",
+    "Service", "Deployment", "PodDisruptionBudget", "ResourceQuota", "NetworkPolicy",
 })
 
-# Namespaces the webhooks are never called for: the control plane's own (so a netguard outage
-# cannot block it) and netguard's (so netguard can always be repaired or redeployed). The other
-# exemptions of the configuration (kube-public, kube-node-lease) are enforced by netguard itself.
-_ALWAYS_SKIPPED = ("kube-system",)
+
+def default_image() -> str:
+    """netguard's image at this package's version, never `latest`: `netguard:0.1.0`. A PEP 440
+    local version (`0+unknown`) has a '+', which an image tag cannot hold: it becomes '-'."""
+    return f"{IMAGE_REPOSITORY}:{version().replace('+', '-')}"
 
 # --------------------------------------------------------------------------- configuration
 
@@ -65,8 +72,15 @@ def _selector() -> dict[str, Any]:
 
 def _namespace(ns: str) -> dict[str, Any]:
     meta = _meta(ns)
-    # The Deployment meets the "restricted" Pod Security Standard; enforce it for the namespace.
-    meta["labels"]["pod-security.kubernetes.io/enforce"] = "restricted"
+    # The Deployment meets the "restricted" Pod Security Standard; enforce it for the namespace,
+    # as that standard stood in the oldest Kubernetes supported, so that an upgrade of the
+    # cluster never changes what is enforced here; warn by the latest one, to see it coming.
+    meta["labels"].update({
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": f"v{MIN_KUBERNETES}",
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/warn-version": "latest",
+    })
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
@@ -93,9 +107,9 @@ def _rbac(ns: str) -> list[dict[str, Any]]:
     ]
 
 
-def _config_map(ns: str) -> dict[str, Any]:
+def _config_map(ns: str, config_text: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(CONFIG_MAP, ns),
-            "data": {CONFIG_FILE: config_yaml(ns)}}
+            "data": {CONFIG_FILE: config_text}}
 
 
 def _service(ns: str) -> dict[str, Any]:
@@ -106,30 +120,40 @@ def _service(ns: str) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": dict(LABELS),
-            "ports": [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}],
+            "ports": [
+                {"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"},
+                # Plain HTTP for Prometheus (and anyone checking health) inside the cluster.
+                {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
+            ],
         },
     }
 
 
-def _probe(path: str, period: int) -> dict[str, Any]:
+def _probe(path: str, period: int, failures: int = 3) -> dict[str, Any]:
+    # On the plain-HTTP port: the kubelet presents no client certificate, so probes of the
+    # webhook port would fail as soon as `--client-ca` turns on mutual TLS there.
     return {
-        "httpGet": {"path": path, "port": "https", "scheme": "HTTPS"},
+        "httpGet": {"path": path, "port": "metrics", "scheme": "HTTP"},
         "periodSeconds": period,
         "timeoutSeconds": 2,
-        "failureThreshold": 3,
+        "failureThreshold": failures,
     }
 
 
-def _deployment(ns: str, image: str) -> dict[str, Any]:
-    args = ["serve", "--bind", f"0.0.0.0:{PORT}", "--certs", CERTS_DIR,
-            "--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--workers", "2"]
+def _deployment(ns: str, image: str, priority_class: str | None) -> dict[str, Any]:
+    args = ["serve", "--bind", f"0.0.0.0:{PORT}", f"--metrics-bind=0.0.0.0:{METRICS_PORT}",
+            "--certs", CERTS_DIR, "--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--workers", "2"]
     container = {
         "name": NAME,
         "image": image,
-        # IfNotPresent also for :latest, so an image loaded with `kind load` is used as is.
+        # A versioned tag never changes, so the nodes' copy is good (and `kind load` works).
         "imagePullPolicy": "IfNotPresent",
         "args": args,
-        "ports": [{"name": "https", "containerPort": PORT, "protocol": "TCP"}],
+        "ports": [{"name": "https", "containerPort": PORT, "protocol": "TCP"},
+                  {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+        # Liveness waits until the server answered once (up to 2 s x 30 = 60 s to start), so a
+        # slow start on a loaded node is not killed; readiness then gates the Service.
+        "startupProbe": _probe("/healthz", 2, failures=30),
         "readinessProbe": _probe("/readyz", 5),
         "livenessProbe": _probe("/healthz", 10),
         # Memory is limited; CPU is not, so throttling never adds latency to admission calls.
@@ -154,7 +178,7 @@ def _deployment(ns: str, image: str) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    pod_spec = {
+    pod_spec: dict[str, Any] = {
         "serviceAccountName": NAME,
         "automountServiceAccountToken": True,
         "enableServiceLinks": False,
@@ -178,6 +202,7 @@ def _deployment(ns: str, image: str) -> dict[str, Any]:
             "weight": 100,
             "podAffinityTerm": {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": _selector()},
         }]}},
+        "nodeSelector": {"kubernetes.io/os": "linux"},  # the image is a Linux one
         "containers": [container],
         "volumes": [
             # Mounted as a whole (no subPath), so a rotated certificate reaches the pod.
@@ -186,6 +211,8 @@ def _deployment(ns: str, image: str) -> dict[str, Any]:
             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         ],
     }
+    if priority_class:
+        pod_spec["priorityClassName"] = priority_class
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -203,6 +230,15 @@ def _deployment(ns: str, image: str) -> dict[str, Any]:
 def _pdb(ns: str) -> dict[str, Any]:
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _meta(NAME, ns),
             "spec": {"minAvailable": 1, "selector": _selector()}}
+
+
+def _critical_pods_quota(ns: str) -> dict[str, Any]:
+    """Lets the namespace run pods of the system-* priority classes: an API server whose Priority
+    admission plugin limits them (`limitedResources`, as on several managed offerings) admits
+    such pods only in namespaces with a matching quota. The limit is a bound, not a need."""
+    return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta(f"{NAME}-critical-pods", ns),
+            "spec": {"hard": {"pods": "10"}, "scopeSelector": {"matchExpressions": [
+                {"operator": "In", "scopeName": "PriorityClass", "values": [DEFAULT_PRIORITY_CLASS]}]}}}
 
 
 def _network_policy(ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +259,12 @@ def _network_policies(ns: str) -> list[dict[str, Any]]:
             "podSelector": _selector(), "policyTypes": ["Ingress"],
             "ingress": [{"ports": [tcp(PORT)]}],
         }),
+        # Plain HTTP: from pods of the cluster only (Prometheus), never from outside addresses.
+        # The kubelet's probes need no rule: traffic from the pod's own node is always allowed.
+        _network_policy(ns, "netguard-allow-metrics", {
+            "podSelector": _selector(), "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [tcp(METRICS_PORT)]}],
+        }),
         # The API server: 443 for the kubernetes Service, 6443 for its endpoints after DNAT.
         _network_policy(ns, "netguard-allow-apiserver", {
             "podSelector": _selector(), "policyTypes": ["Egress"],
@@ -235,69 +277,10 @@ def _network_policies(ns: str) -> list[dict[str, Any]]:
     ]
 
 
-def _client_config(ns: str, path: str, ca_bundle: str, url: str | None) -> dict[str, Any]:
-    if url is not None:
-        return {"url": f"{url}{path}", "caBundle": ca_bundle}
-    return {"service": {"name": NAME, "namespace": ns, "path": path, "port": 443}, "caBundle": ca_bundle}
-
-
-def _rule(group: str, resource: str, operations: list[str]) -> dict[str, Any]:
-    return {"apiGroups": [group], "apiVersions": ["v1"], "operations": list(operations),
-            "resources": [resource], "scope": "Namespaced"}
-
-
-def _webhook(name: str, client_config: dict[str, Any], rules: list[dict[str, Any]],
-             ns: str, failure_policy: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "clientConfig": client_config,
-        "rules": rules,
-        "namespaceSelector": {"matchExpressions": [{
-            "key": "kubernetes.io/metadata.name", "operator": "NotIn",
-            "values": [*_ALWAYS_SKIPPED, ns] if ns not in _ALWAYS_SKIPPED else list(_ALWAYS_SKIPPED),
-        }]},
-        "failurePolicy": failure_policy,
-        "sideEffects": "None",
-        "timeoutSeconds": WEBHOOK_TIMEOUT_SECONDS,
-        "admissionReviewVersions": ["v1"],
-    }
-
-
-def deployment_objects(ns: str, image: str) -> list[dict[str, Any]]:
-    """Everything but the webhook configurations, in apply order."""
-    return [_namespace(ns), *_rbac(ns), _config_map(ns), _service(ns), _deployment(ns, image), _pdb(ns),
-            *_network_policies(ns)]
-
-
-def webhook_configurations(ns: str, ca_bundle: str, url: str | None) -> list[dict[str, Any]]:
-    def hook(name: str, path: str, rules: list[dict[str, Any]], failure_policy: str) -> dict[str, Any]:
-        return _webhook(name, _client_config(ns, path, ca_bundle, url), rules, ns, failure_policy)
-
-    create_update = ["CREATE", "UPDATE"]
-    validating = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": _meta(NAME),
-        "webhooks": [
-            # loadbalancer-requires-default-deny (CREATE, UPDATE), required-labels (CREATE, UPDATE).
-            hook("services.netguard.io", "/validate", [_rule("", "services", create_update)], "Fail"),
-            # protect-default-deny (UPDATE, DELETE), required-labels (CREATE, UPDATE).
-            hook("networkpolicies.netguard.io", "/validate",
-                 [_rule("networking.k8s.io", "networkpolicies", ["CREATE", "UPDATE", "DELETE"])], "Fail"),
-        ],
-    }
-    # Mutation only adds informational labels: an outage must not block every Service and
-    # NetworkPolicy write on its account (the validating webhooks are the guard and fail closed).
-    labels = hook("labels.netguard.io", "/mutate",
-                  [_rule("", "services", create_update),
-                   _rule("networking.k8s.io", "networkpolicies", create_update)], "Ignore")
-    labels["reinvocationPolicy"] = "Never"
-    mutating = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": _meta(NAME),
-        "webhooks": [labels],
-    }
-    return [validating, mutating]
-
-
+def deployment_objects(ns: str, image: str, config_text: str,
+                       priority_class: str | None = DEFAULT_PRIORITY_CLASS) -> list[dict[str, Any]]:
+    """Everything but the webhook configurations, in apply order. The quota for critical pods
+    comes only with the priority class it is for, before the Deployment whose pods need it."""
+    quota = [_critical_pods_quota(ns)] if priority_class == DEFAULT_PRIORITY_CLASS else []
+    return [_namespace(ns), *_rbac(ns), _config_map(ns, config_text), *quota, _service(ns),
+            _deployment(ns, image, priority_class), _pdb(ns), *_network_policies(ns)]

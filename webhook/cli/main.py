@@ -152,12 +152,20 @@ def _certs(args: argparse.Namespace) -> int:
 
 def _manifests(args: argparse.Namespace) -> int:
     from webhook.cli import manifests
+    from webhook.cli.configfile import read_config
+    config_text = read_config(args.config) if args.config else None  # a ConfigError: exit 2
     try:
         ca_bundle = manifests.load_ca_bundle(args.certs) if args.certs else None
-        text = manifests.render(namespace=args.namespace, image=args.image,
-                                ca_bundle_pem=ca_bundle, url=args.url)
+        text = manifests.render(namespace=args.namespace, image=args.image, ca_bundle_pem=ca_bundle,
+                                url=args.url, config_text=config_text,
+                                config_source=args.config or "netguard.yaml",
+                                priority_class=args.priority_class)
+    except ConfigError:
+        raise
     except ValueError as exc:
-        raise SystemExit(f"netguard manifests: {exc}")
+        flag = next((f for f, word in (("--namespace", "namespace"), ("--image", "image"), ("--url", "url"),
+                                       ("--priority-class", "priority class")) if str(exc).startswith(word)), None)
+        raise SystemExit(f"netguard manifests: {flag + ': ' if flag else ''}{exc}")
     sys.stdout.write(text)
     return 0
 
@@ -227,8 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     cert.set_defaults(func=_certs)
 
     man = sub.add_parser("manifests", help="print the Kubernetes objects that deploy netguard, as YAML")
-    man.add_argument("--namespace", default="netguard-system", help="netguard's namespace (default netguard-system)")
-    man.add_argument("--image", default="netguard:latest", help="container image (default netguard:latest)")
+    man.add_argument("--namespace", help="netguard's namespace (default: ownNamespace of --config, netguard-system)")
+    man.add_argument("--image", help=f"container image with a tag or digest (default netguard:{version()})")
+    man.add_argument("--config", help="netguard.yaml for the ConfigMap; the webhooks' namespaceSelector and "
+                                      "matchConditions follow it (default: built-in defaults)")
+    man.add_argument("--priority-class", default="system-cluster-critical",
+                     help="the pods' priorityClassName ('' for none; default system-cluster-critical)")
     man.add_argument("--certs", help="folder with ca.crt (from `netguard certs`): caBundle of every webhook")
     man.add_argument("--url", help="https://HOST:PORT of a netguard outside the cluster: the webhooks call "
                                    "URL/validate and URL/mutate, in-cluster objects are left out")

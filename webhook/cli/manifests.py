@@ -13,8 +13,14 @@ object, so the two can never drift); the package does not read those files, so i
 - `namespace`: netguard's own namespace, applied everywhere: the namespaced objects, the
   ClusterRoleBinding subject, the webhooks' Service reference and namespaceSelector exclusion,
   and `ownNamespace` in the configuration.
+- `config_text` (`netguard manifests --config FILE`): the configuration the ConfigMap carries,
+  and what the webhooks' namespaceSelector and matchConditions are derived from
+  (webhook/cli/webhooks.py), so that the two never disagree. Without it: the defaults.
+- `image`: default `netguard:VERSION`, this package's version (never `latest`).
+- `priority_class`: the pods' priorityClassName (default system-cluster-critical; '' for none).
 
-Pure: stdlib and PyYAML only, no I/O except `load_ca_bundle`, nothing built at import time.
+Pure: stdlib, PyYAML and the configuration parser, no I/O except `load_ca_bundle`, nothing built
+at import time.
 """
 
 from __future__ import annotations
@@ -29,19 +35,24 @@ from urllib.parse import urlsplit
 import yaml
 
 from webhook.cli.deploy import (
-    DEFAULT_IMAGE,
     DEFAULT_NAMESPACE,
+    DEFAULT_PRIORITY_CLASS,
     IN_CLUSTER_KINDS,
+    WEBHOOK_TIMEOUT_SECONDS,
     config_yaml,
+    default_image,
     deployment_objects,
-    webhook_configurations,
 )
+from webhook.cli.webhooks import webhook_configurations
+from webhook.core.config import parse_settings
+from webhook.core.settings import Settings
 
 __all__ = [
-    "DEFAULT_IMAGE",
     "DEFAULT_NAMESPACE",
+    "DEFAULT_PRIORITY_CLASS",
     "IN_CLUSTER_KINDS",
     "config_yaml",
+    "default_image",
     "load_ca_bundle",
     "objects",
     "render",
@@ -64,6 +75,28 @@ def _check_namespace(namespace: str) -> None:
 def _check_image(image: str) -> None:
     if not isinstance(image, str) or not image or any(c.isspace() for c in image):
         raise ValueError(f"image must be a non-empty reference without spaces, got {image!r}")
+    last = image.rsplit("/", 1)[-1]
+    if "@" not in last and (":" not in last or last.endswith(":latest")):
+        # Without a tag the runtime pulls `latest`: which version runs would depend on the day.
+        raise ValueError(f"image must name a version (REPO:TAG or REPO@sha256:DIGEST), not latest, got {image!r}")
+
+
+def _check_priority_class(name: str) -> None:
+    if name and not (len(name) <= 253 and re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name)):
+        raise ValueError(f"priority class must be a DNS-1123 subdomain (or '' for none), got {name!r}")
+
+
+def _settings(namespace: str | None, config_text: str | None, config_source: str) -> Settings:
+    """The configuration the objects follow; `namespace` must agree with its ownNamespace."""
+    if config_text is None:
+        ns = DEFAULT_NAMESPACE if namespace is None else namespace
+        _check_namespace(ns)
+        return Settings(own_namespace=ns)
+    settings = parse_settings(config_text, config_source)  # a ConfigError names file, line and key
+    if namespace is not None and namespace != settings.own_namespace:
+        raise ValueError(f"namespace {namespace!r} differs from ownNamespace {settings.own_namespace!r} "
+                         f"in {config_source}: set ownNamespace: {namespace} there, or leave out the namespace")
+    return settings
 
 
 def _normalise_url(url: str) -> str:
@@ -105,18 +138,24 @@ def load_ca_bundle(certs_dir: str | os.PathLike[str]) -> bytes:
 # --------------------------------------------------------------------------- entry points
 
 
-def objects(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE,
-            ca_bundle_pem: bytes | str | None = None, url: str | None = None) -> list[dict[str, Any]]:
+def objects(namespace: str | None = None, image: str | None = None,
+            ca_bundle_pem: bytes | str | None = None, url: str | None = None,
+            config_text: str | None = None, config_source: str = "netguard.yaml",
+            priority_class: str = DEFAULT_PRIORITY_CLASS) -> list[dict[str, Any]]:
     """The objects of `render()`, as dicts, in apply order."""
-    _check_namespace(namespace)
+    settings = _settings(namespace, config_text, config_source)
+    ns = settings.own_namespace
+    image = default_image() if image is None else image
     _check_image(image)
+    _check_priority_class(priority_class)
     if url is not None:
         url = _normalise_url(url)
     ca_bundle = _encode_ca_bundle(ca_bundle_pem)
-    webhooks = webhook_configurations(namespace, ca_bundle, url)
+    webhooks = webhook_configurations(settings, ca_bundle, url, WEBHOOK_TIMEOUT_SECONDS)
     if url is not None:
         return webhooks
-    return [*deployment_objects(namespace, image), *webhooks]
+    text = config_yaml(ns) if config_text is None else config_text
+    return [*deployment_objects(ns, image, text, priority_class or None), *webhooks]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -138,10 +177,12 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def render(namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE,
-           ca_bundle_pem: bytes | None = None, url: str | None = None) -> str:
+def render(namespace: str | None = None, image: str | None = None,
+           ca_bundle_pem: bytes | None = None, url: str | None = None,
+           config_text: str | None = None, config_source: str = "netguard.yaml",
+           priority_class: str = DEFAULT_PRIORITY_CLASS) -> str:
     """Multi-document YAML of the objects that deploy netguard (see the module docstring)."""
-    docs = objects(namespace, image, ca_bundle_pem, url)
+    docs = objects(namespace, image, ca_bundle_pem, url, config_text, config_source, priority_class)
     header = "# Generated by `netguard manifests`; the kustomize base in manifests/ holds the same objects.\n"
     return header + "---\n".join(
         yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
