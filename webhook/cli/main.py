@@ -110,6 +110,7 @@ def _run_server(args: argparse.Namespace) -> int:
         inventory.start()
         metrics = Metrics()
         metrics.start()  # flushes the batched admission counts every second (webhook/serve/metrics.py)
+        metrics.watch_certificates(cert_dir)  # netguard_certificate_expiry_timestamp_seconds
         Monitor(inventory, settings, metrics).start()
         audit = AuditLog()
         audit.on_dropped = metrics.audit_dropped.inc  # lines dropped while stdout is stalled

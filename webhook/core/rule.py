@@ -43,8 +43,9 @@ class Rule:
     options: the rule's configuration keys, `action` first.
     scan_view / scan_object: how `netguard audit` and the periodic scan find existing violations;
     None when the rule is about changes only (there is nothing to find in a state).
-    findings: the `rule` names its scans report (the netguard_violations series); by default
-    the rule's own name when it scans.
+    findings: the `rule` names its scans report (`netguard audit` shows them; the
+    netguard_violations series counts them all under the rule's name); by default the rule's
+    own name when it scans.
     """
 
     name: str

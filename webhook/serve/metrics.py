@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import threading
+from pathlib import Path
 from typing import Any, Mapping
 
 from prometheus_client import (
@@ -40,6 +41,7 @@ from prometheus_client import (
 from webhook.core.outcome import Decision
 from webhook.core.request import AdmissionRequest
 from webhook.serve.background import PeriodicFlush, take_queued
+from webhook.serve.certexpiry import CertificateExpiry
 from webhook.serve.version import version
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -127,6 +129,13 @@ class Metrics:
         self.violations = Gauge(
             "netguard_violations", "Current violations found by the periodic scan, by rule.",
             ["rule"], multiprocess_mode="livemax", registry=registry)
+        # The latest completed scan of any live worker (each worker scans its own inventory).
+        self.last_scan = Gauge(
+            "netguard_last_scan_timestamp_seconds",
+            "When the periodic violation scan last completed, as Unix seconds (0: not yet).",
+            multiprocess_mode="livemax", registry=registry)
+        # Read from the files at scrape time (webhook/serve/certexpiry.py), not stored per worker.
+        self._collectors: list[Any] = []
 
     def observe(self, stage: str, req: AdmissionRequest | None, decision: Decision | None,
                 seconds: float, status: int) -> None:
@@ -183,10 +192,19 @@ class Metrics:
         for rule, count in counts.items():
             self.violations.labels(rule).set(count)
 
+    def watch_certificates(self, cert_dir: Path) -> None:
+        """Report netguard_certificate_expiry_timestamp_seconds from the files in `cert_dir`."""
+        collector = CertificateExpiry(cert_dir)
+        self._collectors.append(collector)
+        if self.registry is not None:
+            self.registry.register(collector)
+
     def exposition(self) -> bytes:
         self.flush()  # this worker's calls up to now; other workers flush on their own
         if self.registry is not None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        for collector in self._collectors:
+            registry.register(collector)
         return generate_latest(registry)
