@@ -63,6 +63,6 @@ def test_counts_add_up_across_workers(two_workers):
         assert found[COUNT] == REQUESTS + 1
         buckets = {dict(labels)["le"] for (name, labels) in found
                    if name == "netguard_admission_duration_seconds_bucket"}
-        assert buckets == {"0.005", "0.025", "0.1", "0.5", "1.0", "2.5", "+Inf"}
+        assert buckets == {"0.005", "0.025", "0.1", "0.5", "1.0", "2.5", "5.0", "10.0", "+Inf"}
         # A worker still booting reports 0 until its app is built; both are up by now.
         assert found[("netguard_inventory_ready", ())] == 1
