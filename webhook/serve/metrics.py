@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import glob
 import math
 import os
 import platform
@@ -215,7 +216,38 @@ class Metrics:
         if self.registry is not None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        WorkerFiles(registry, os.environ[MULTIPROC_ENV])
         for collector in self._collectors:
             registry.register(collector)
-        return generate_latest(registry)
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return generate_latest(registry)
+            except FileNotFoundError:  # a dead worker's file, removed between listing and reading
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+
+READ_ATTEMPTS = 3
+
+
+class WorkerFiles(multiprocess.MultiProcessCollector):
+    """prometheus_client's multiprocess collector, minus the files a worker is creating right
+    then: its MmapedDict opens a file (empty) before it sizes it, and the reader fails on an empty
+    file (struct.error), so /metrics answered 500 while a worker booted. An empty file holds no
+    sample yet."""
+
+    def __init__(self, registry: CollectorRegistry, path: str) -> None:
+        self._folder = path
+        super().__init__(registry, path)
+
+    def collect(self) -> Any:
+        return self.merge([f for f in glob.glob(os.path.join(self._folder, "*.db")) if _holds_data(f)],
+                          accumulate=True)
+
+
+def _holds_data(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:  # removed meanwhile (a dead worker's live gauges)
+        return False
