@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.reviews import namespace, policy, service, settings
+from tests.reviews import make_request, namespace, policy, service, settings
 from webhook.core.registry import RULE_NAMES
 from webhook.inventory.offline import OfflineInventory
 from webhook.serve.metrics import Metrics
@@ -54,6 +54,24 @@ def test_a_clean_inventory_still_has_a_zero_series_per_scanned_rule():
     series = violation_series(scraped(metrics))
     assert series and set(series.values()) == {0}
     assert LB_RULE in series
+
+
+def test_objects_lacking_required_labels_are_a_required_labels_series():
+    inventory = OfflineInventory([
+        namespace("shop"), service("web", namespace="shop", labels={"team": "a"}),
+        service("api", namespace="shop"), policy("deny", namespace="shop"),
+        service("dns", namespace="kube-system"),  # exempt
+    ], required_labels=("team",))
+    metrics = Metrics()
+    monitor = Monitor(inventory, settings(required=("team",)), metrics)
+    monitor.round()
+    assert violation_series(scraped(metrics))["required-labels"] == 2  # Service api, NetworkPolicy deny
+    # What netguard then allows changes the count at the next scan (the offline inventory's updates).
+    inventory.observe(make_request(kind="Service", operation="UPDATE", namespace="shop", name="api",
+                                   obj=service("api", namespace="shop", labels={"team": "a"}),
+                                   old=service("api", namespace="shop")))
+    monitor.round()
+    assert violation_series(scraped(metrics))["required-labels"] == 1
 
 
 def test_the_last_scan_time_is_set_when_a_scan_completes_and_not_before():

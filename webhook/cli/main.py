@@ -47,10 +47,10 @@ def _inventory_factory(args: argparse.Namespace, settings: Settings):
         except ObjectsError as exc:
             problems = getattr(exc, "problems", None) or [str(exc)]
             raise SystemExit("\n".join(f"netguard: --objects: {p}" for p in problems))
-        return lambda: OfflineInventory.from_path(args.objects)
+        return lambda: OfflineInventory.from_path(args.objects, settings.labels.required)
 
     from webhook.inventory.cluster import ClusterInventory
-    options = dict(namespace_labels=settings.labels.from_namespace)
+    options = dict(namespace_labels=settings.labels.from_namespace, required_labels=settings.labels.required)
     if args.kubeconfig:
         try:  # load once here to fail early on a bad kubeconfig; workers load their own
             ClusterInventory.from_kubeconfig(args.kubeconfig)

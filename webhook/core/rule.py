@@ -28,7 +28,8 @@ class RuleContext:
 Admit = Callable[[AdmissionRequest, NamespaceView, RuleContext], Optional[Decision]]
 # What is wrong in one namespace view as it stands (the periodic scan and `netguard audit`).
 ScanView = Callable[[NamespaceView, RuleContext], Iterable[Violation]]
-# What is wrong with one stored object (`netguard audit` only: views keep no object labels).
+# What is wrong with one stored object (`netguard audit`, which builds its views without the
+# object facts the periodic scan keeps, such as `NamespaceView.unlabelled`).
 ScanObject = Callable[[str, Mapping[str, Any], RuleContext], Iterable[Violation]]
 
 
