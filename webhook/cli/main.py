@@ -119,7 +119,11 @@ def _run_server(args: argparse.Namespace) -> int:
 
     options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
                            client_ca=client_ca, io_timeout=args.io_timeout or IO_TIMEOUT_SECONDS)
-    NetguardServer(options, app_factory).run()
+    server = NetguardServer(options, app_factory)
+    if args.log_format == "json":  # before run(): gunicorn makes its logger when it starts
+        from webhook.serve.jsonlog import JsonLogger
+        server.cfg.set("logger_class", JsonLogger)
+    server.run()
     return 0
 
 
@@ -192,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--io-timeout", type=flags.positive_seconds,
                        help="drop a connection that stalls this long inside a TLS handshake or a "
                             "request (default 10 s, webhook.serve.server.IO_TIMEOUT_SECONDS)")
+    serve.add_argument("--log-format", choices=("text", "json"), default="text",
+                       help="stderr lines as gunicorn writes them (text, the default) or one JSON "
+                            "object each (json); the audit log on stdout is JSON either way")
     serve.set_defaults(func=_serve)
 
     cert = sub.add_parser("certs", help="generate a CA and a serving certificate")
