@@ -163,11 +163,12 @@ def ratio(a: float, b: float) -> str:
 def table(rows: list[Row]) -> str:
     head = ("| run | netguard req/s | floor req/s | req/s ng/floor | netguard p50 ms | floor p50 ms "
             "| netguard p99 ms | floor p99 ms | p99 ng/floor | netguard CPU µs/req | floor CPU µs/req "
-            "| errors ng/floor | other CPUs busy ng/floor |")
+            "| errors ng/floor | other CPUs busy ng/floor | gthread floor req/s | req/s ng/gthread floor "
+            "| gthread floor p99 ms | p99 ng/gthread floor |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
-        n, f = row.results.get("netguard"), row.results.get("floor")
-        if not n or not f:
+        n, f, g = row.results.get("netguard"), row.results.get("floor"), row.results.get("floor-gthread")
+        if not n or not f or not g:
             continue
         lines.append(
             f"| {row.title} | {n['rps']:.0f} | {f['rps']:.0f} | {ratio(n['rps'], f['rps'])} "
@@ -176,20 +177,23 @@ def table(rows: list[Row]) -> str:
             f"| {ratio(n['lat_us']['p99'], f['lat_us']['p99'])} "
             f"| {n['cpu_us_per_req']:.0f} | {f['cpu_us_per_req']:.0f} "
             f"| {n['errors_total']}/{f['errors_total']} "
-            f"| {n['other_cpus']:.2f}/{f['other_cpus']:.2f} |")
+            f"| {n['other_cpus']:.2f}/{f['other_cpus']:.2f} "
+            f"| {g['rps']:.0f} | {ratio(n['rps'], g['rps'])} | {ms(g['lat_us']['p99'])} "
+            f"| {ratio(n['lat_us']['p99'], g['lat_us']['p99'])} |")
     return "\n".join(lines)
 
 
 def goals(rows: list[Row]) -> list[str]:
     out = []
     for row in rows:
-        n, f = row.results.get("netguard"), row.results.get("floor")
-        if not n or not f:
+        n, f, g = row.results.get("netguard"), row.results.get("floor"), row.results.get("floor-gthread")
+        if not n or not f or not g:
             continue
         if row.run.startswith("keepalive"):
-            ok = n["rps"] >= 1500 and n["rps"] >= 0.7 * f["rps"]
+            ok = n["rps"] >= 1500 and n["rps"] >= 0.7 * f["rps"] and n["rps"] >= 0.7 * g["rps"]
             out.append(f"- {'PASS' if ok else 'FAIL'} keep-alive {row.run}: {n['rps']:.0f} req/s "
-                       f"(goal >= 1,500) = {n['rps'] / f['rps']:.0%} of floor (goal >= 70%)")
+                       f"(goal >= 1,500) = {n['rps'] / f['rps']:.0%} of floor, "
+                       f"{n['rps'] / g['rps']:.0%} of the gthread floor (goal >= 70% of both)")
         elif row.run.startswith("paced"):
             r = n["lat_us"]["p99"] / f["lat_us"]["p99"] if f["lat_us"]["p99"] else float("inf")
             out.append(f"- {'PASS' if r <= 1.5 else 'FAIL'} steady {RATE:.0f} req/s: netguard p99 "
@@ -248,14 +252,18 @@ def main() -> int:
 
         netguard_cmd = netguard_command()
         common = ["--certs", str(certs), "--workers", str(WORKERS), "--threads", str(THREADS)]
-        ng_port, fl_port = free_port(), free_port()
+        ng_port, fl_port, gt_port = free_port(), free_port(), free_port()
         netguard = Server("netguard", [*netguard_cmd, "serve", "--bind", f"127.0.0.1:{ng_port}",
                                        *common, "--objects", str(objects)],
                           ng_port, work, certs / "ca.crt", WORKERS,
                           env={"PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"), "PYTHONUNBUFFERED": "0"})
         floor = Server("floor", [sys.executable, str(BENCH / "floor.py"), "--bind", f"127.0.0.1:{fl_port}",
                                  *common], fl_port, work, certs / "ca.crt", WORKERS)
-        servers = [netguard, floor]
+        # The floor again on gunicorn's stock gthread worker: what the intake costs or saves.
+        gthread = Server("floor-gthread", [sys.executable, str(BENCH / "floor.py"), "--bind",
+                                           f"127.0.0.1:{gt_port}", *common, "--worker-model", "gthread"],
+                         gt_port, work, certs / "ca.crt", WORKERS)
+        servers = [netguard, floor, gthread]
         for server in servers:
             print(f"bench: starting {server.label} on {server.target} "
                   f"({WORKERS} workers x {THREADS} threads)", file=sys.stderr)
@@ -337,7 +345,8 @@ def main() -> int:
         f"Command: `{cmd}`  ",
         f"Code: {version}  ",
         f"Machine: {machine()}  ",
-        f"Servers: gunicorn gthread {WORKERS} workers x {THREADS} threads, keepalive 120 s, TLS "
+        f"Servers: gunicorn {WORKERS} workers x {THREADS} threads, keepalive 120 s, TLS; netguard and "
+        f"the floor on netguard's worker (gthread with an intake), the gthread floor on stock gthread; "
         f"(ECDSA P-256 cert from `netguard certs`), both on 127.0.0.1; the load generator shares the CPUs.  ",
         f"Load: wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{SECONDS}s (after {WARMUP}s warm-up); paced: "
         f"bench/paced.py {RATE:.0f} req/s for {PACED_SECONDS:g}s on {PACED_CONNECTIONS} keep-alive "
@@ -350,7 +359,8 @@ def main() -> int:
         "Goals:",
         *goals(rows),
         "",
-        f"Worker RSS after the runs (MiB): netguard {rss['netguard']}, floor {rss['floor']}. "
+        f"Worker RSS after the runs (MiB): netguard {rss['netguard']}, floor {rss['floor']}, "
+        f"gthread floor {rss['floor-gthread']}. "
         f"Worker restarts during runs: netguard {restarts['netguard']}, floor {restarts['floor']}. "
         f"netguard audit log written: {audit_bytes / 1e6:.1f} MB.",
         "",

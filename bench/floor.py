@@ -16,7 +16,10 @@ the master before the fork by running netguard's Flask app in-process (same byte
 A request picks its response with the header `X-Bench-Response` (netguard ignores it, so both
 servers receive the same bytes); without it, /validate answers validate-allow and /mutate mutate.
 
-    python bench/floor.py --bind 127.0.0.1:9443 --certs DIR --workers 2 --threads 8
+    python bench/floor.py --bind 127.0.0.1:9443 --certs DIR --workers 2 --threads 8 [--worker-model gthread]
+
+`--worker-model intake` (the default) is netguard's own worker (webhook/serve/worker.py);
+`gthread` is gunicorn's stock gthread worker, as netguard served before the intake.
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import scenarios  # noqa: E402  (bench/scenarios.py)
-from webhook.serve.server import NetguardServer, ServeOptions# noqa: E402
+from webhook.serve.server import NetguardServer, ServeOptions  # noqa: E402
+
+
+class StockGthreadOptions(ServeOptions):
+    """The same settings with gunicorn's own gthread worker instead of netguard's."""
+
+    def worker_class(self) -> Any:
+        return "gthread"
 
 
 def netguard_answers() -> dict[str, bytes]:
@@ -87,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--certs", required=True, help="folder with tls.crt and tls.key")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--worker-model", choices=("intake", "gthread"), default="intake")
     args = parser.parse_args(argv)
     answers = netguard_answers()  # in the master, before the fork
-    options = ServeOptions(bind=args.bind, certs=Path(args.certs), workers=args.workers,
+    options_class = StockGthreadOptions if args.worker_model == "gthread" else ServeOptions
+    options = options_class(bind=args.bind, certs=Path(args.certs), workers=args.workers,
                            threads=args.threads)
     NetguardServer(options, lambda: floor_app(answers)).run()
     return 0

@@ -120,13 +120,14 @@ class Server:
     workers: int
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    stdout_fd: int | None = None  # a descriptor for the server's stdout instead of LABEL.out
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
-        out = (self.log_dir / f"{self.label}.out").open("wb")
+        out = self.stdout_fd if self.stdout_fd is not None else (self.log_dir / f"{self.label}.out").open("wb")
         err = (self.log_dir / f"{self.label}.err").open("wb")
         self.proc = subprocess.Popen(self.argv, cwd=self.log_dir, stdout=out, stderr=err,
                                      env={**os.environ, **self.env}, start_new_session=True)

@@ -60,6 +60,7 @@ class Server:
         self.args = ["serve", "--bind", f"127.0.0.1:{self.port}", "--certs", str(self.certs),
                      "--workers", str(workers), *extra]
         self.proc: subprocess.Popen | None = None
+        self.preexec = None  # run in the server process before it starts (resource limits)
 
     def start(self, timeout: float = 30) -> "Server":
         return self.start_when(lambda: self.get("/healthz")[0] == 200, timeout)
@@ -69,7 +70,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "webhook", *self.args], cwd=self.workdir,
             stdout=self.audit_path.open("w"), stderr=self.stderr_path.open("w"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env}, preexec_fn=self.preexec)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -16,6 +16,9 @@ code), `drop_watches` (cut open streams mid-way), `fail` (answer 500 or any stat
 Every request is recorded in `requests` (path, query, headers, time). `tls=(cert, key)` serves
 HTTPS.
 
+`objects` (tests/objectstore.py) serves single Secrets and webhook configurations: GET, POST, PUT
+and PATCH with resourceVersion conflicts (409), for the self-managed certificates.
+
 Run as a script (`python tests/watchserver.py --namespaces 10000`) it serves a generated cluster
 and prints its URL: the benchmark uses that to keep the server's memory out of its measurement.
 """
@@ -34,6 +37,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 from urllib.parse import parse_qs, urlsplit
+
+try:
+    from tests.objectstore import ObjectStore
+except ImportError:  # run as a script (bench/): tests/ itself is on the path
+    from objectstore import ObjectStore  # type: ignore[no-redef]
 
 NAMESPACES, POLICIES, SERVICES = "namespaces", "networkpolicies", "services"
 
@@ -85,6 +93,7 @@ class WatchServer:
         self._snapshots: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         self._snapshot_ids = itertools.count(1)
         self.requests: list[Request] = []
+        self.objects = ObjectStore(self._bump)
         self.active_watches = dict.fromkeys(KINDS, 0)
         self._connections: set[socket.socket] = set()  # open client connections (keep-alive)
         self._stopping = False
@@ -150,6 +159,11 @@ class WatchServer:
         self._listen()
 
     # ------------------------------------------------------------------ objects
+
+    def _bump(self) -> int:
+        with self._cond:
+            self.revision += 1
+            return self.revision
 
     def put(self, resource: str, obj: dict[str, Any], silent: bool = False) -> dict[str, Any]:
         """Create or replace an object; `silent` stores it without a watch event."""
@@ -348,7 +362,38 @@ class _Handler(BaseHTTPRequestHandler):
             return rest[2], rest[1], ""
         return None
 
+    def _objects(self, method: str) -> bool:
+        """Serve a request of the object store (tests/objectstore.py); False if not one."""
+        url = urlsplit(self.path)
+        route = self.api.objects.route(url.path)
+        if route is None:
+            return False
+        body: Any = None
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            body = json.loads(self.rfile.read(length))
+        with self.api._cond:
+            self.api.requests.append(Request(method, url.path, {}, route[0], route[1], False,
+                                             {k.lower(): v for k, v in self.headers.items()}))
+        code, payload = self.api.objects.handle(method, route, body, self.headers.get("Content-Type") or "")
+        self._send_json(code, payload)
+        return True
+
+    def do_POST(self) -> None:
+        if not self._objects("POST"):
+            self._send_json(405, status_body(405, "MethodNotAllowed", self.path))
+
+    def do_PUT(self) -> None:
+        if not self._objects("PUT"):
+            self._send_json(405, status_body(405, "MethodNotAllowed", self.path))
+
+    def do_PATCH(self) -> None:
+        if not self._objects("PATCH"):
+            self._send_json(405, status_body(405, "MethodNotAllowed", self.path))
+
     def do_GET(self) -> None:
+        if self._objects("GET"):
+            return
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         route = self._route(url.path)

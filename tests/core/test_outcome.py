@@ -33,6 +33,7 @@ def test_the_first_denial_wins_and_every_warning_is_kept():
     decision = combine([WARNED, warned_labels, DENIED], "default")
     assert not decision.allowed and decision.message == DENIED.message
     assert decision.warnings == ("port 80 is closed", "label team is missing")
+    assert decision.warned_by == ("loadbalancer-requires-default-deny", "required-labels")  # each its rule
     assert decision.rule == "loadbalancer-requires-default-deny,required-labels"
 
 

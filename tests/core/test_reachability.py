@@ -53,7 +53,7 @@ def test_traffic_dropped_warning(policies, dropped):
     hit = [w for w in warnings if "no NetworkPolicy admits outside traffic" in w]
     assert bool(hit) is dropped
     if dropped:
-        assert hit[0] == ("LoadBalancer shop/web: no NetworkPolicy admits outside traffic to its pods "
+        assert hit[0] == ("Service shop/web: no NetworkPolicy admits outside traffic to its pods "
                           "on 8080/TCP; it will be dropped")
         assert len(hit[0]) < 120
 

@@ -19,7 +19,7 @@ from tests.reviews import (
     service,
     settings,
 )
-from webhook.core import decide, netpol
+from webhook.core import decide, messages, netpol
 from webhook.inventory.offline import OfflineInventory
 from webhook.core.outcome import Verdict
 from webhook.core.rules.guard import NAME as GUARD_RULE
@@ -44,7 +44,7 @@ def validate(*objects, config=None, **review):
 
 
 def first_sentence(message: str) -> str:
-    return message.split(". ", 1)[0]
+    return messages.first_line(message)
 
 
 def yaml_block(message: str) -> str:
@@ -120,9 +120,9 @@ def test_recorded_session(session, name):
 
 
 UNREACHABLE_WARNINGS = {
-    "09-validate-Service-UPDATE-api": ["LoadBalancer shop/api"],
-    "11-validate-Service-CREATE-ssa-lb": ["LoadBalancer shop/ssa-lb"],
-    "13-validate-Service-CREATE-dry-dryrun": ["LoadBalancer shop/dry"],
+    "09-validate-Service-UPDATE-api": ["Service shop/api"],
+    "11-validate-Service-CREATE-ssa-lb": ["Service shop/ssa-lb"],
+    "13-validate-Service-CREATE-dry-dryrun": ["Service shop/dry"],
 }
 
 
@@ -132,8 +132,8 @@ def test_recorded_delete_of_default_deny_names_the_load_balancers(session):
     assert first_sentence(decision.message).startswith(
         "NetworkPolicy shop/default-deny cannot be deleted: it is the last default-deny ingress policy")
     # web, api (patched to LoadBalancer) and ssa-lb were allowed; the dry-run `dry` never existed.
-    assert "3 LoadBalancer Service(s) depend on it: api, ssa-lb, web." in decision.message
-    assert "dry" not in decision.message.split("depend on it:")[1].split(".")[0]
+    assert "3 LoadBalancer Service(s) depend on it." in first_sentence(decision.message)
+    assert "\nThey are: api, ssa-lb, web. " in decision.message  # dry-run `dry` never existed
     assert decision.confirm_live
 
 
@@ -174,14 +174,13 @@ def test_recorded_dry_run_with_dry_run_warn_is_allowed_with_a_warning():
     assert decision.verdict == Verdict.WARN
     assert len(decision.warnings) == 1
     assert decision.warnings[0].startswith(
-        "dry-run, would be denied: LoadBalancer shop/dry: no default-deny ingress NetworkPolicy")
+        "Service shop/dry: dry-run, would be denied: no default-deny ingress NetworkPolicy")
 
 
 def test_recorded_dry_run_warning_is_not_cut():
     decisions, _ = replay(["13-validate-Service-CREATE-dry-dryrun"], settings(dry_run="warn"))
     (warning,) = decisions["13-validate-Service-CREATE-dry-dryrun"].warnings
-    assert warning == ("dry-run, would be denied: LoadBalancer "
-                       "shop/dry: no default-deny ingress NetworkPolicy in the namespace")
+    assert warning == "Service shop/dry: dry-run, would be denied: no default-deny ingress NetworkPolicy"
 
 
 # --------------------------------------------------------------------------- loadbalancer rule
@@ -197,7 +196,8 @@ def test_loadbalancer_create_without_default_deny_is_denied():
     assert "Service shop/web" in sentence
     assert "namespace shop" in sentence
     assert "no default-deny ingress NetworkPolicy" in sentence
-    assert decision.reason == "LoadBalancer shop/web: no default-deny ingress NetworkPolicy in the namespace"
+    assert decision.reason == ("Service shop/web: LoadBalancer without a default-deny ingress "
+                               "NetworkPolicy in its namespace")
 
 
 # 123, true, no, on and null are valid namespace names that YAML would read as other types.
@@ -258,7 +258,7 @@ def test_update_loadbalancer_to_loadbalancer_warns_of_existing_violation():
     assert decision.allowed
     assert decision.verdict == Verdict.WARN
     assert len(decision.warnings) == 1
-    assert decision.warnings[0].startswith("existing violation: LoadBalancer shop/web")
+    assert decision.warnings[0].startswith("Service shop/web: existing violation: LoadBalancer")
 
 
 def test_update_loadbalancer_to_loadbalancer_audited_silently_with_action_audit():
@@ -303,7 +303,7 @@ def test_dry_run_warn_is_allowed_with_a_dry_run_warning():
     decision = validate(obj=service("web", type="LoadBalancer"), dry_run=True, config=settings(dry_run="warn"))
     assert decision.allowed
     assert decision.verdict == Verdict.WARN
-    assert decision.warnings[0].startswith("dry-run, would be denied: ")
+    assert decision.warnings[0].startswith("Service shop/web: dry-run, would be denied: ")
     assert "shop/web" in decision.warnings[0]
 
 
@@ -313,7 +313,7 @@ def test_action_warn_allows_with_the_summary_as_warning():
     assert decision.allowed
     assert decision.verdict == Verdict.WARN
     assert decision.warnings == (
-        "LoadBalancer shop/web: no default-deny ingress NetworkPolicy in the namespace",)
+        "Service shop/web: LoadBalancer without a default-deny ingress NetworkPolicy in its namespace",)
     assert not decision.confirm_live
 
 
@@ -380,7 +380,8 @@ def test_deleting_last_default_deny_with_load_balancers_is_denied():
     assert decision.rule == GUARD_RULE
     assert decision.confirm_live
     assert first_sentence(decision.message).startswith("NetworkPolicy shop/default-deny cannot be deleted")
-    assert "2 LoadBalancer Service(s) depend on it: lb-0, lb-1." in decision.message
+    assert "2 LoadBalancer Service(s) depend on it." in first_sentence(decision.message)
+    assert "\nThey are: lb-0, lb-1. " in decision.message
     parsed = embedded_policy(decision.message)
     assert netpol.INGRESS in PolicySummary.of(parsed).default_deny
 
@@ -388,7 +389,8 @@ def test_deleting_last_default_deny_with_load_balancers_is_denied():
 def test_guard_message_lists_five_and_counts_the_rest():
     decision = guard(DEFAULT_DENY, *LBS)
     assert not decision.allowed
-    assert "8 LoadBalancer Service(s) depend on it: lb-0, lb-1, lb-2, lb-3, lb-4 and 3 more." in decision.message
+    assert "8 LoadBalancer Service(s) depend on it." in first_sentence(decision.message)
+    assert "They are: lb-0, lb-1, lb-2, lb-3, lb-4 and 3 more." in decision.message
     assert "lb-5" not in decision.message
 
 
@@ -447,7 +449,7 @@ def test_guard_action_warn_allows_with_warning():
     decision = guard(DEFAULT_DENY, *LBS[:2], config=settings(actions={GUARD_RULE: "warn"}))
     assert decision.allowed
     assert decision.verdict == Verdict.WARN
-    assert decision.warnings == ("NetworkPolicy shop/default-deny is the last default-deny ingress; "
+    assert decision.warnings == ("NetworkPolicy shop/default-deny: the last default-deny ingress; "
                                  "2 LoadBalancer(s) depend on it",)
 
 
@@ -467,7 +469,7 @@ def test_missing_required_labels_are_denied_and_named(kind, obj):
     assert decision.rule == LABELS_RULE
     name = obj["metadata"]["name"]
     assert first_sentence(decision.message) == (
-        f"{kind} shop/{name} was refused: it lacks the required label(s) owner, example.com/cost-center")
+        f"{kind} shop/{name} was refused: it lacks the required label(s) owner, example.com/cost-center.")
     assert not decision.confirm_live
 
 
@@ -498,7 +500,7 @@ def test_update_where_old_object_also_lacked_them_warns():
     assert decision.allowed
     assert decision.verdict == Verdict.WARN
     assert decision.warnings == (
-        "existing violation: Service shop/api lacks required label(s) owner, example.com/cost-center",)
+        "Service shop/api: existing violation: lacks required label(s) owner, example.com/cost-center",)
 
 
 def test_update_that_removes_a_required_label_is_denied():
@@ -559,5 +561,5 @@ def test_every_warning_fits_one_line(objects, review, config):
     assert decision.allowed
     assert decision.warnings
     for warning in decision.warnings:
-        assert len(warning) < 120, warning
+        assert len(warning) <= 120, warning
         assert "\n" not in warning

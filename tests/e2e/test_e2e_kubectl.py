@@ -56,7 +56,8 @@ def test_kubectl_prints_the_warning_for_an_existing_violation(kube, netguard, ku
     without policy: an unrelated edit is allowed, with a warning."""
     result = kubectl.run("label", "service", "legacy-edit", "-n", legacy, "e2e/touched=yes")
     assert result.returncode == 0, result.stderr
-    assert f"Warning: existing violation: LoadBalancer {legacy}/legacy-edit" in result.stderr, result.stderr
+    assert f"Warning: Service {legacy}/legacy-edit: existing violation: LoadBalancer" in result.stderr, \
+        result.stderr
     assert kube.service_labels(legacy, "legacy-edit").get("e2e/touched") == "yes"
 
 
@@ -65,8 +66,8 @@ def test_kubectl_prints_the_warning_for_a_cancelled_default_deny(kube, netguard,
     kube.networking.create_namespaced_network_policy(namespace, default_deny())
     kube.networking.create_namespaced_network_policy(namespace, allow_all())
     manifest = yaml_documents(service("web"))
-    warning = (f"Warning: default-deny ingress in {namespace} is cancelled for IPv4 and IPv6 by allow-all: "
-               "pods are not isolated")
+    warning = (f"Warning: Service {namespace}/web: default-deny ingress is cancelled for IPv4 and IPv6 "
+               "by allow-all; pods are not isolated")
     # An admitted Service is decided on netguard's watch cache: wait until it has both policies
     # (a server-side dry-run gets the same answer and stores nothing).
     eventually(lambda: warning in kubectl.run("create", "-n", namespace, "-f", "-", "--dry-run=server",
@@ -91,4 +92,4 @@ def test_kubectl_cannot_cancel_a_default_deny_a_load_balancer_depends_on(kube, n
     assert result.returncode != 0
     assert (f"NetworkPolicy {namespace}/allow-all cannot be created: it admits every IPv4 and IPv6 "
             "address") in result.stderr, result.stderr
-    assert "web" in result.stderr
+    assert "The LoadBalancer Services of namespace" in result.stderr and "web" in result.stderr

@@ -68,8 +68,8 @@ def test_default_deny_delete_is_guarded_while_a_loadbalancer_depends_on_it(kube,
     message = status.get("message", "")
     assert "admission webhook" in message
     assert (f"NetworkPolicy {namespace}/default-deny cannot be deleted: it is the last default-deny "
-            f"ingress policy in namespace {namespace}, and 1 LoadBalancer Service(s) depend on it: web.") \
-        in message, message
+            f"ingress policy in namespace {namespace}, and 1 LoadBalancer Service(s) depend on it.\n"
+            "They are: web. ") in message, message
     assert kube.networking.read_namespaced_network_policy("default-deny", namespace)
 
     kube.core.delete_namespaced_service("web", namespace)

@@ -207,7 +207,7 @@ def test_unreadable_inputs_are_named(tmp_path):
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"apiVersion: v1\n\xff\n")
     assert problems(binary, tmp_path / "missing") == [
-        f"{binary}: not UTF-8 text (byte 15: invalid start byte)",
+        f"{binary} line 2: not UTF-8 text (byte 15: invalid start byte)",  # the line it is on
         f"{tmp_path / 'missing'}: no such file or directory"]
 
 

@@ -182,7 +182,8 @@ def test_failure_mode_closed_denies_saying_state_could_not_be_confirmed(inventor
     admission, _, evaluation = evaluate(inventory, CLOSED, **LB_CREATE)
     decision = evaluation.decision
     assert not decision.allowed
-    assert decision.message.startswith("netguard could not confirm the NetworkPolicies of namespace shop")
+    assert first_line(decision.message) == ("Service shop/web was refused: netguard could not confirm the "
+                                            "NetworkPolicies of namespace shop, and it fails closed.")
     assert "failureMode: closed" in decision.message
     assert decision.rule == LOADBALANCER_RULE
     assert evaluation.state == "unknown"
@@ -192,7 +193,7 @@ def test_failure_mode_closed_denies_saying_state_could_not_be_confirmed(inventor
 
 def test_closed_message_carries_the_reason():
     _, _, evaluation = evaluate(FakeInventory(confirm_error="connection refused"), CLOSED, **LB_CREATE)
-    assert "namespace shop: connection refused." in evaluation.decision.message
+    assert "\nWhy: connection refused. " in evaluation.decision.message
 
 
 def test_not_ready_is_not_even_asked_for_a_view():
@@ -213,9 +214,9 @@ def test_failure_mode_open_allows_with_a_warning(inventory):
     decision = evaluation.decision
     assert decision.allowed
     assert decision.verdict == Verdict.WARN
-    assert decision.warnings == (messages.state_unknown_warning("shop"),)
-    assert "could not confirm" in decision.warnings[0]
-    assert len(decision.warnings[0]) < 120
+    assert decision.warnings == (messages.state_unknown_warning("Service", "shop", "web"),)
+    assert decision.warnings[0].startswith("Service shop/web: allowed unchecked: netguard could not confirm")
+    assert len(decision.warnings[0]) <= 120
     assert evaluation.state == "unknown"
 
 

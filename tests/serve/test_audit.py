@@ -296,3 +296,40 @@ def test_an_answered_record_carries_the_decision_and_the_request():
     assert (fields["allowed"], fields["decision"], fields["rule"], fields["warnings"]) == (True, "warn", "r", ("w1", "w2"))
     assert (fields["patched_labels"], fields["state"], fields["resource_version"]) == ({}, "cache", "42")
     assert json.loads(jsoncodec.dumps(fields))["warnings"] == ["w1", "w2"]
+
+
+FULL_DISK = textwrap.dedent("""
+    import json, resource, signal, sys
+    from webhook.serve.auditlog import AuditLog, AuditRecord
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), hard))  # the disk is full here
+    with open(sys.argv[1], "w") as stream:
+        log = AuditLog(stream)
+        for i in range(40):
+            record = AuditRecord("validate")
+            record.failed(400, f"line-{i}:" + "x" * 300)
+            log.write(record)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # room again
+        for i in range(40, 45):
+            record = AuditRecord("validate")
+            record.failed(400, f"line-{i}:" + "x" * 300)
+            log.write(record)
+    print(log.dropped)
+""")
+
+
+def test_a_full_disk_leaves_no_torn_line_and_glues_none(tmp_path):
+    # The disk fills in the middle of a line: the fragment is cut off the file again, so the
+    # file holds whole lines only, and the lines written once there is room are whole too.
+    path = tmp_path / "audit.log"
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(path), "5000"], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    dropped = int(done.stdout)
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    errors = [json.loads(line)["error"].split(":")[0] for line in lines[:-1]]  # every line whole JSON
+    assert errors[-5:] == [f"line-{i}" for i in range(40, 45)]
+    assert len(errors) + dropped == 45 and dropped > 0
+    assert path.stat().st_size - len(b"".join(line + b"\n" for line in lines[-6:-1])) <= 5000

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from webhook.serve.certs import CertFiles, ensure, generate
+from webhook.serve.certs import CertError, CertFiles, cert_pem, ensure, generate, key_pem, new_ca
 
 LOCAL = ("127.0.0.1", "localhost")
 
@@ -194,20 +194,62 @@ def test_rerun_keeps_the_ca_and_rotates_the_serving_cert(tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ca.crt", "ca.key", "tls.crt", "tls.key"]
 
 
-@pytest.mark.parametrize("damage", ["garbage_crt", "missing_key", "foreign_key"])
-def test_unusable_ca_is_replaced(tmp_path: Path, damage: str) -> None:
-    files = generate(tmp_path, LOCAL)
-    old_ca = files.ca_crt.read_bytes()
-    if damage == "garbage_crt":
+def _damage(files: CertFiles, damage: str) -> Path:
+    """Break the CA in `files` one way; the file the refusal must name."""
+    if damage == "garbage-crt":
         files.ca_crt.write_bytes(b"not a certificate")
-    elif damage == "missing_key":
+        return files.ca_crt
+    if damage == "garbage-key":
+        files.ca_key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n")
+        return files.ca_key
+    if damage == "missing-key":
         files.ca_key.unlink()
-    else:  # ca.key from some other CA, e.g. a torn earlier write
+        return files.ca_key
+    if damage == "unreadable-crt":
+        files.ca_crt.unlink()
+        files.ca_crt.mkdir()  # a folder where the file should be: read_bytes fails
+        return files.ca_crt
+    if damage == "not-a-ca":  # the serving certificate where the CA should be
+        files.ca_crt.write_bytes(files.tls_crt.read_bytes())
         files.ca_key.write_bytes(files.tls_key.read_bytes())
+        return files.ca_crt
+    # ca.key from some other CA, e.g. a torn earlier write
+    files.ca_key.write_bytes(files.tls_key.read_bytes())
+    return files.ca_key
 
+
+DAMAGES = ["garbage-crt", "garbage-key", "missing-key", "unreadable-crt", "not-a-ca", "foreign-key"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_unusable_ca_is_refused_not_replaced(tmp_path: Path, damage: str) -> None:
+    # A new CA would invalidate the caBundle registered with the API server without a word.
+    files = generate(tmp_path, LOCAL)
+    named = _damage(files, damage)
+    before = {p.name: (p.is_dir() or p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    with pytest.raises(CertError, match="Refusing to make a new CA") as refused:
+        generate(tmp_path, LOCAL)
+    assert str(refused.value).startswith(f"{named}: "), refused.value
+    after = {p.name: (p.is_dir() or p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    assert after == before  # nothing written, nothing left behind
+
+
+def test_expired_ca_is_refused(tmp_path: Path) -> None:
+    files = generate(tmp_path, LOCAL)
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+    cert, key = new_ca(past, dt.timedelta(days=1))
+    files.ca_crt.write_bytes(cert_pem(cert))
+    files.ca_key.write_bytes(key_pem(key))
+    with pytest.raises(CertError, match=r"ca\.crt: expired on"):
+        generate(tmp_path, LOCAL)
+
+
+def test_no_ca_at_all_makes_one(tmp_path: Path) -> None:
+    files = generate(tmp_path, LOCAL)
+    files.ca_crt.unlink()
+    files.ca_key.unlink()
     generate(tmp_path, LOCAL)
     ca = load_cert(files.ca_crt)
-    assert files.ca_crt.read_bytes() != old_ca
     assert spki(load_key(files.ca_key).public_key()) == spki(ca.public_key())
     assert_issued_by(load_cert(files.tls_crt), ca)
 

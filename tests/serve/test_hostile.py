@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from tests import strategies as hs
 from tests.reviews import make_review, namespace, policy, service, settings, view_of
-from webhook.core import decide, labels
+from webhook.core import decide, labels, messages
 from webhook.serve.admission import Admission
 from webhook.serve.app import create_app
 from webhook.serve.auditlog import AuditLog
@@ -288,7 +288,9 @@ def test_deeply_nested_json(harness, depth, opener, where):
         check_answer(response, decoded(text), stage)
         if depth >= 5000:
             assert response.status_code == 400
-            assert "nested too deeply" in response.get_json()["error"]
+            # Past 64 KiB the bracket count refuses it before the decoder sees it.
+            reasons = ("nested too deeply", "more than any Kubernetes object", "not a JSON object")
+            assert any(r in response.get_json()["error"] for r in reasons)
     check_still_healthy(harness)
 
 
@@ -324,6 +326,29 @@ def test_body_over_the_limit_is_413(harness):
         assert response.status_code == 413
         check_answer(response, None, stage)
     check_still_healthy(harness)
+
+
+@pytest.mark.parametrize("body,says", [
+    # 3 MiB of empty objects decodes to a million dicts: refused from a count of its brackets
+    (b'{"request": [' + b"{}," * (1024 * 1024) + b"{}]}", "more than any Kubernetes object"),
+    (b'{"request": [' + b'{"ab":1},' * 250_001 + b"{}]}", "more than any Kubernetes object"),
+    (b"[" + b"{}," * (1024 * 1024) + b"{}]", "not a JSON object"),
+], ids=["dense-object", "just-over-the-count", "top-level-array"])
+def test_hostile_dense_bodies_are_refused_before_decoding(harness, body, says, monkeypatch):
+    decoded = []
+    monkeypatch.setattr("webhook.wire.jsoncodec.loads", lambda data: decoded.append(len(data)) or {})
+    for stage in STAGES:
+        response = harness.post(stage, body)
+        assert response.status_code == 400 and says in response.get_json()["error"]
+    assert decoded == []  # no byte of it was decoded
+
+
+def test_a_large_real_object_is_not_mistaken_for_a_dense_one(harness):
+    # 1 MiB of annotations (a large last-applied-configuration, say): few brackets per byte.
+    obj = service("large", namespace="shop", labels={"app": "web"})
+    obj["metadata"]["annotations"] = {f"note-{i}": "x" * 1000 for i in range(1000)}
+    review = make_review(namespace="shop", obj=obj, uid="large-real")
+    check_answer(harness.post("validate", review), review, "validate")
 
 
 @pytest.mark.parametrize("path,method", [("/validate", "get"), ("/mutate", "put"), ("/nope", "post")])
@@ -408,13 +433,19 @@ def test_mutate_patch_applies_is_idempotent_and_touches_only_owned_labels(data):
     assert decide.mutate(again, view, config).patch == ()
 
 
-def _check_decision(decision: Decision) -> None:
+def _check_decision(decision: Decision, req=None) -> None:
     assert isinstance(decision, Decision)
     assert isinstance(decision.allowed, bool)
     for warning in decision.warnings:
-        assert isinstance(warning, str) and len(warning) < 120, warning
+        assert isinstance(warning, str) and len(warning) <= MAX_WARNING_CHARS, warning
+        if req is not None:  # about the object of the request, named first
+            assert warning.startswith(f"{req.kind} {req.namespace}/{req.name}: "), warning
     if not decision.allowed:
         assert decision.message.strip(), decision
+        assert len(messages.first_line(decision.message)) <= messages.FIRST_LINE_CHARS, decision.message
+        closing = decision.message.splitlines()[-1]
+        assert closing == messages.closing(closing.split()[4].rstrip(".")), closing
+        assert set(closing.split()[4].rstrip(".").split(",")) <= set(decision.rule.split(",")), closing
     assert decision.reason
 
 
@@ -435,16 +466,16 @@ def test_validate_is_total_and_well_formed(data):
     req = parse_review(make_review(kind=kind, operation=operation, namespace=ns, obj=obj, old=old,
                                    dry_run=dry_run))
     decision = decide.validate(req, inventory.view(ns), config)
-    _check_decision(decision)
+    _check_decision(decision, req)
     assert decision.patch == ()
     json.dumps(build_response(req, decision))
 
     unknown = decide.state_unknown(req, config, "API unreachable")
     if unknown is not None:
-        _check_decision(unknown)
+        _check_decision(unknown, req)
 
     evaluation = Admission(config, inventory).evaluate("validate", req)
-    _check_decision(evaluation.decision)
+    _check_decision(evaluation.decision, req)
     if dry_run:
         assert inventory.view(ns).policies == view_of(
             [namespace(ns), *state], ns).policies

@@ -199,6 +199,19 @@ def test_recorded_dry_run_and_field_managers():
     assert parse_review(load_fixture("11-validate-Service-CREATE-ssa-lb")).field_manager == "kubectl"
 
 
+@pytest.mark.parametrize("manager, flux", [
+    pytest.param("kustomize-controller", True, id="flux"),
+    pytest.param("kubectl", False, id="kubectl-ssa"),
+    pytest.param("helm", False, id="helm"),
+    pytest.param("Kustomize-Controller", False, id="case-matters"),
+])
+def test_a_request_from_flux_is_told_by_its_field_manager(manager, flux):
+    body = load_fixture("11-validate-Service-CREATE-ssa-lb")
+    body["request"]["options"]["fieldManager"] = manager
+    req = parse_review(body)
+    assert req.field_manager == manager and req.from_flux is flux
+
+
 @pytest.mark.parametrize("change, check", [
     pytest.param(lambda b: req_(b).pop("dryRun"), lambda r: r.dry_run is False, id="dryRun-absent-false"),
     pytest.param(lambda b: req_(b).update(dryRun=None), lambda r: r.dry_run is False, id="dryRun-null-false"),

@@ -16,11 +16,15 @@ Every object is checked as a CREATE, even one that already exists in the cluster
 
 Flux is the exception to "policies first": it dry-runs a whole stage before applying any of it,
 so a LoadBalancer Service in the same stage as its namespace's only default-deny policy is denied
-at dry-run. `check` warns about such pairs (the warning does not change the exit code).
+at dry-run. With `--flux`, objects are checked as Flux's kustomize-controller sends them (its
+denials carry the Flux advice) and such pairs are warned about.
 
-Exit status: 0 nothing denied, 1 something denied, 2 unreadable input or configuration, or
-cluster not reachable. All inputs are read and parsed before anything is evaluated, so an error
-never leaves half a report.
+Exit status (docs/ci.md): 0 nothing denied, 1 something denied, 2 unreadable input or
+configuration, cluster not reachable, or nothing to check (no Service or NetworkPolicy among the
+inputs, unless --allow-empty); `--warn-exit-code N` exits N when nothing is denied but something
+warned, as Kyverno's CLI does. All inputs are read and parsed before anything is evaluated, so an
+error never leaves half a report, and an error still writes a whole report in the format asked
+for (an error test case, an error annotation, a SARIF notification).
 """
 
 from __future__ import annotations
@@ -35,20 +39,21 @@ from webhook.core import decide, messages, netpol
 from webhook.core.config import ConfigError
 from webhook.core.labels import is_load_balancer
 from webhook.core.options import Action
-from webhook.core.outcome import Verdict
+from webhook.core.outcome import MAX_WARNING_CHARS, Verdict
 from webhook.core.patches import apply_patch
-from webhook.core.request import AdmissionRequest
+from webhook.core.request import FLUX_FIELD_MANAGER, AdmissionRequest
 from webhook.core.rules.loadbalancer import NAME as LOADBALANCER_RULE
 from webhook.core.rules.loadbalancer import DryRunMode
 from webhook.core.settings import Settings
 from webhook.core.view import PolicySummary
 from webhook.inventory.kube import ClusterError, ClusterObjects, list_cluster
-from webhook.inventory.objects import InputError, Manifest, read_manifests
+from webhook.inventory.objects import InputError, Manifest, Problem, read_manifests
 from webhook.inventory.offline import OfflineInventory
 from webhook.inventory.views import STATE_KINDS
 from webhook.wire.review import MalformedReview, parse_review
 
-FORMATS = ("text", "json", "junit", "github")
+FORMATS = ("text", "json", "junit", "github", "sarif")
+CHECK_FIELD_MANAGER = "netguard-check"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -62,40 +67,48 @@ def _is_state(m: Manifest) -> bool:
     return (m.group, m.kind) in STATE_KINDS
 
 
-def _object_problems(m: Manifest) -> list[str]:
+def _object_problems(m: Manifest) -> list[Problem]:
     """Why the apiserver would refuse this object before any webhook sees it (so it cannot be
     checked). Only for objects the reader found to have the shape of one."""
     if not (_reviewed(m) or _is_state(m)):
         return []
-    where = m.where
     name, namespace = m.metadata.get("name"), m.metadata.get("namespace")
     if not isinstance(name, str) or not name:
-        return [f"{where}: {m.kind} has no metadata.name"]
+        return [m.problem(f"{m.kind} has no metadata.name")]
     if namespace is not None and not isinstance(namespace, str):
-        return [f"{where}: {m.kind} {name}: metadata.namespace must be a string"]
+        return [m.problem(f"{m.kind} {name}: metadata.namespace must be a string")]
     if _reviewed(m):
         try:
             synthetic_request(m, "check-0")
         except MalformedReview as exc:
             what = str(exc).removeprefix("request.object.")
-            return [f"{where}: {m.kind} {m.namespace}/{m.name}: {what}"]
+            return [m.problem(f"{m.kind} {m.namespace}/{m.name}: {what}")]
     return []
 
 
-def read_inputs(paths: Sequence[str], stdin: TextIO | None = None) -> list[Manifest]:
+def read_inputs(paths: Sequence[str], stdin: TextIO | None = None,
+                foreign: list[Manifest] | None = None) -> list[Manifest]:
     """Every object of every input (webhook.inventory.objects.read_manifests), plus what would make the
     apiserver refuse a Service, NetworkPolicy or Namespace: all reported at once, before
-    anything is evaluated."""
-    return read_manifests(paths, stdin, vet=_object_problems,
+    anything is evaluated. Documents that are no Kubernetes object at all (neither apiVersion
+    nor kind: a Helm values file) are left out with a notice, and added to `foreign`."""
+    def left_out(m: Manifest) -> None:
+        print(f"netguard check: {m.where}: not a Kubernetes object (no apiVersion, no kind): "
+              "left out", file=sys.stderr)
+        if foreign is not None:
+            foreign.append(m)
+
+    return read_manifests(paths, stdin, vet=_object_problems, foreign=left_out,
                           notice=lambda message: print(f"netguard check: {message}", file=sys.stderr))
 
 
 # --------------------------------------------------------------------------- evaluation
 
 
-def synthetic_request(m: Manifest, uid: str) -> AdmissionRequest:
-    """The AdmissionRequest the apiserver would send for `kubectl create` of this object,
-    through the same parser the server uses, so the same malformed objects are refused."""
+def synthetic_request(m: Manifest, uid: str, field_manager: str = CHECK_FIELD_MANAGER) -> AdmissionRequest:
+    """The AdmissionRequest the apiserver would send for `kubectl create` of this object (or
+    Flux's apply, by its field manager), through the same parser the server uses, so the same
+    malformed objects are refused."""
     obj = dict(m.obj)
     # The apiserver fills in the namespace before admission.
     obj["metadata"] = {**m.metadata, "namespace": m.namespace}
@@ -114,29 +127,31 @@ def synthetic_request(m: Manifest, uid: str) -> AdmissionRequest:
             "oldObject": None,
             "dryRun": False,
             "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1",
-                        "fieldManager": "netguard-check"},
+                        "fieldManager": field_manager},
         },
     }
     return parse_review(body)
 
 
-def review(m: Manifest, uid: str, inventory: OfflineInventory, settings: Settings) -> Result:
+def review(m: Manifest, uid: str, inventory: OfflineInventory, settings: Settings,
+           flux: bool = False) -> Result:
     """mutate, apply its patch, validate the result: the apiserver's order of webhook calls."""
-    req = synthetic_request(m, uid)
+    req = synthetic_request(m, uid, FLUX_FIELD_MANAGER if flux else CHECK_FIELD_MANAGER)
     view = inventory.view(req.namespace)
     mutated = decide.mutate(req, view, settings)
-    final, warnings = mutated, mutated.warnings
+    final, warnings, warned_by = mutated, mutated.warnings, mutated.warned_by
     if mutated.allowed:
         obj = apply_patch(req.object or {}, mutated.patch) if mutated.patch else req.object
         final = decide.validate(req._replace(object=obj), view, settings)
-        warnings = mutated.warnings + final.warnings
+        warnings, warned_by = mutated.warnings + final.warnings, mutated.warned_by + final.warned_by
     verdict = final.verdict
     if final.allowed and warnings and verdict == Verdict.ALLOW:
         verdict = Verdict.WARN
     return Result(kind=m.kind, namespace=req.namespace, name=req.name, source=m.source,
                   line=m.line, decision=verdict, allowed=final.allowed, rule=final.rule,
                   reason=final.reason, message=final.message if not final.allowed else "",
-                  warnings=tuple(warnings), labels=dict(mutated.patched_labels))
+                  warnings=tuple(warnings), labels=dict(mutated.patched_labels),
+                  warned_by=tuple(warned_by))
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -188,30 +203,35 @@ def _same_set_warnings(manifests: Sequence[Manifest], results: Mapping[int, Resu
                 or not results[index].allowed or ns in settings.exempt_namespaces \
                 or ns not in policies or ns in guarded or (ns, m.name) in existing:
             continue
-        found.append(SetWarning(_same_set_message(m, policies[ns]), m.source, m.line,
-                                m.kind, ns, m.name))
+        found.append(SetWarning(messages.fit(SAME_SET, ns, m.name, limit=MAX_WARNING_CHARS),
+                                m.source, m.line, m.kind, ns, m.name,
+                                detail=_same_set_detail(m, policies[ns])))
     return found
 
 
-def _same_set_message(service: Manifest, policies: Sequence[Manifest]) -> str:
+SAME_SET = "Service {0}/{1}: denied at Flux's dry-run: its namespace's only default-deny is in the same set"
+
+
+def _same_set_detail(service: Manifest, policies: Sequence[Manifest]) -> str:
     ns = service.namespace
     named = [f"{p.name} ({p.where})" for p in policies]
-    which = (f"NetworkPolicy {ns}/{named[0]}, the only default-deny ingress policy"
+    which = (f"NetworkPolicy {ns}/{named[0]} is the only default-deny ingress policy"
              if len(named) == 1 else
-             f"NetworkPolicies {messages.listing(f'{ns}/{n}' for n in named)}, the only "
+             f"NetworkPolicies {messages.listing(f'{ns}/{n}' for n in named)} are the only "
              "default-deny ingress policies")
     return (
-        f"LoadBalancer Service {ns}/{service.name} ({service.where}) and {which} of namespace {ns}, "
-        "are in the same set: Flux dry-runs a whole stage before applying any of it, so the Service "
-        "would be denied at dry-run (Helm and Argo CD create policies first and are not affected). "
-        "Put the policy in an earlier Flux Kustomization that the Service's Kustomization dependsOn, "
-        "or set rules.loadbalancer-requires-default-deny.dryRun: warn in netguard's configuration."
+        f"{which} of namespace {ns}, and LoadBalancer Service {ns}/{service.name} ({service.where}) "
+        "is in the same set: Flux dry-runs a whole stage before applying any of it, so the Service "
+        "would be denied at dry-run. Put the policy in an earlier Flux Kustomization that the "
+        "Service's Kustomization dependsOn, or set "
+        "rules.loadbalancer-requires-default-deny.dryRun: warn in netguard's configuration."
     )
 
 
 def check(manifests: Sequence[Manifest], settings: Settings,
-          cluster: ClusterObjects | None = None) -> CheckReport:
-    """What the webhook would answer for each manifest. Pure: no I/O.
+          cluster: ClusterObjects | None = None, flux: bool = False) -> CheckReport:
+    """What the webhook would answer for each manifest. Pure: no I/O. With `flux`, as Flux's
+    kustomize-controller would send them, and with the warnings about its dry-run of a stage.
 
     Raises InputError when an object cannot be evaluated at all (the server would answer 422).
     """
@@ -220,16 +240,16 @@ def check(manifests: Sequence[Manifest], settings: Settings,
     uids = {i: f"check-{n}" for n, i in enumerate(
         (i for i, m in enumerate(manifests) if _reviewed(m)), start=1)}
     results: dict[int, Result] = {}
-    problems: list[str] = []
+    problems: list[Problem] = []
 
     def run(kind: str, inventory: OfflineInventory) -> None:
         for index, m in enumerate(manifests):
             if _reviewed(m) and m.kind == kind:
                 try:
-                    results[index] = review(m, uids[index], inventory, settings)
+                    results[index] = review(m, uids[index], inventory, settings, flux)
                 except Exception as exc:  # an object of an impossible shape trips a rule
-                    problems.append(f"{m.where}: {m.kind} {m.namespace}/{m.name} could not be "
-                                    f"evaluated: {type(exc).__name__}: {exc}")
+                    problems.append(m.problem(f"{m.kind} {m.namespace}/{m.name} could not be "
+                                              f"evaluated: {type(exc).__name__}: {exc}"))
 
     # Policies first, as Helm and Argo CD apply them; a policy netguard refuses is never
     # persisted, so it does not count for the Services.
@@ -245,11 +265,22 @@ def check(manifests: Sequence[Manifest], settings: Settings,
                 "cluster state only: netguard does not review Namespaces" if _is_state(m) else
                 f"netguard does not review {m.kind} ({m.api_version})")
         for m in manifests if not _reviewed(m))
+    set_warnings = _same_set_warnings(manifests, results, settings, cluster) if flux else []
     return CheckReport(results=tuple(results[i] for i in sorted(results)), skipped=skipped,
-                       warnings=tuple(_same_set_warnings(manifests, results, settings, cluster)))
+                       warnings=tuple(set_warnings))
 
 
 # --------------------------------------------------------------------------- the command
+
+
+def _exit_code(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 255, got {text!r}") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 255, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,19 +288,61 @@ def build_parser() -> argparse.ArgumentParser:
         prog="netguard check",
         description="Evaluate Kubernetes manifests offline with the webhook's rules: what would be "
                     "denied, warned, and which labels mutation would add. Exit 1 when something "
-                    "is denied, 0 when nothing is, 2 for unreadable input or configuration.")
+                    "is denied, 0 when nothing is, 2 for unreadable input or configuration or "
+                    "when there is nothing to check.")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="manifest file, folder (searched recursively for *.yaml, *.yml, "
                              "*.json), or - for stdin")
     parser.add_argument("--config", help="YAML configuration file (default: built-in defaults)")
     parser.add_argument("--format", choices=FORMATS, default="text",
-                        help="text (default), json, junit (JUnit XML), github (workflow annotations)")
+                        help="text (default), json, junit (JUnit XML), github (workflow "
+                             "annotations), sarif (SARIF 2.1.0 for GitHub code scanning)")
     parser.add_argument("--cluster", action="store_true",
                         help="add the live cluster's Namespaces, NetworkPolicies and Services to "
                              "the manifests' own")
     parser.add_argument("--kubeconfig", help="kubeconfig for --cluster (default: $KUBECONFIG, "
                                              "~/.kube/config, then the in-cluster service account)")
+    parser.add_argument("--flux", action="store_true",
+                        help="check as Flux's kustomize-controller applies: denials carry the Flux "
+                             "advice, and a LoadBalancer whose only default-deny is in the same set "
+                             "is warned about (Flux dry-runs a whole stage first)")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="exit 0 when the inputs hold no Service or NetworkPolicy (default: exit "
+                             "2, so a wrong path cannot pass)")
+    parser.add_argument("--warn-exit-code", type=_exit_code, default=0, metavar="N",
+                        help="exit N when nothing is denied but something is warned (as Kyverno's "
+                             "CLI; default 0: warnings do not change the exit code)")
     return parser
+
+
+def _nothing_to_check(paths: Sequence[str], manifests: Sequence[Manifest],
+                      foreign: Sequence[Manifest]) -> Problem:
+    kinds = sorted({m.kind for m in manifests})
+    read = (f"{len(manifests)} object(s) read, none netguard reviews ({', '.join(kinds)})"
+            if manifests else "no Kubernetes object read")
+    if foreign:
+        read += f" ({len(foreign)} YAML document(s) without apiVersion and kind left out)"
+    return Problem("", 0, f"nothing to check in {', '.join(paths)}: {read}; netguard reviews "
+                          "Services and NetworkPolicies. Pass --allow-empty if that is expected")
+
+
+def _fail(problems: Sequence[Problem], fmt: str, prefix: str = "") -> int:
+    """Exit 2, with every problem on stderr and, for the machine formats, a whole report."""
+    from webhook.cli import report
+
+    for problem in problems:
+        print(f"netguard check: {prefix}{problem}", file=sys.stderr)
+    if fmt != "text":
+        sys.stdout.write(report.render_errors(problems, fmt))
+    return 2
+
+
+def exit_status(outcome: CheckReport, warn_exit_code: int) -> int:
+    """1 when something is denied; else `warn_exit_code` when something warned; else 0 (Kyverno's
+    `kyverno apply --warn-exit-code`: failures win over warnings)."""
+    if outcome.denied:
+        return 1
+    return warn_exit_code if outcome.warned else 0
 
 
 def run_check(argv: Sequence[str]) -> int:
@@ -282,22 +355,21 @@ def run_check(argv: Sequence[str]) -> int:
     try:
         settings = load_settings_or_default(args.config)
     except ConfigError as exc:
-        print(f"netguard check: config: {exc}", file=sys.stderr)
-        return 2
+        return _fail([Problem(exc.path, max(exc.line, 0), f"{exc.key + ': ' if exc.key else ''}{exc.reason}")],
+                     args.format, prefix="config: ")
     try:
-        manifests = read_inputs(args.paths)
+        foreign: list[Manifest] = []
+        manifests = read_inputs(args.paths, foreign=foreign)
         cluster = None
         if args.cluster:
             try:
                 cluster = list_cluster(args.kubeconfig)
             except ClusterError as exc:
-                print(f"netguard check: --cluster: cannot list the cluster: {exc}", file=sys.stderr)
-                return 2
-        outcome = check(manifests, settings, cluster)
+                return _fail([Problem("", 0, f"--cluster: cannot list the cluster: {exc}")], args.format)
+        outcome = check(manifests, settings, cluster, flux=args.flux)
     except InputError as exc:
-        for problem in exc.problems:
-            print(f"netguard check: {problem}", file=sys.stderr)
-        return 2
+        return _fail(exc.located, args.format)
+    if not outcome.results and not args.allow_empty:
+        return _fail([_nothing_to_check(args.paths, manifests, foreign)], args.format)
     sys.stdout.write(report.render_check(outcome, args.format))
-    return 1 if outcome.denied else 0
-
+    return exit_status(outcome, args.warn_exit_code)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import re
 from typing import Callable
 
 
@@ -46,3 +47,18 @@ def bind_address(text: str) -> str:
     elif ":" in host:
         raise argparse.ArgumentTypeError(f"write an IPv6 host in brackets, [{host}]:{port}, got {text!r}")
     return text
+
+
+_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
+_SUBDOMAIN = re.compile(r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?")
+
+
+def secret_reference(text: str) -> tuple[str, str]:
+    """[NAMESPACE/]NAME of a Secret: ("", NAME) when the namespace is left to the pod's."""
+    namespace, _, name = text.rpartition("/")
+    if namespace and not (len(namespace) <= 63 and _LABEL.fullmatch(namespace)):
+        raise argparse.ArgumentTypeError(f"the namespace must be a DNS-1123 label, got {namespace!r} in {text!r}")
+    if not (len(name) <= 253 and _SUBDOMAIN.fullmatch(name)):
+        raise argparse.ArgumentTypeError(f"the Secret name must be a DNS-1123 subdomain (lowercase "
+                                         f"alphanumerics, '-', '.'), got {name!r} in {text!r}")
+    return namespace, name

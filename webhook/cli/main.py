@@ -92,12 +92,25 @@ def _run_server(args: argparse.Namespace) -> int:
     settings = load_settings_or_default(args.config)
     make_inventory = _inventory_factory(args, settings)
     cert_dir = Path(args.certs)
+    make_rotator = None
+    if args.cert_host and not args.manage_certs:
+        raise SystemExit("netguard: --cert-host names the self-managed certificate: give --manage-certs too")
+    if args.manage_certs:  # the Secret's certificates written to cert_dir before anything checks it
+        from webhook.cli import managedcerts
+        # The API is needed for the Secret even with the offline inventory (--offline in a pod).
+        make_rotator = managedcerts.bootstrap(args, cert_dir, bool(args.kubeconfig) or _in_pod())
     if not (cert_dir / "tls.crt").exists() or not (cert_dir / "tls.key").exists():
         if args.certs_given:
             raise SystemExit(f"netguard: --certs {cert_dir}: tls.crt and tls.key are required")
-        certs.ensure(cert_dir, LOCAL_HOSTS)
+        try:
+            certs.ensure(cert_dir, LOCAL_HOSTS)
+        except certs.CertError as exc:
+            raise SystemExit(f"netguard: --certs {cert_dir}: {exc}")
         print(f"netguard: generated a CA and serving certificate in {cert_dir}/ "
               f"(trust {cert_dir}/ca.crt)", file=sys.stderr)
+    if args.metrics_bind and args.metrics_bind.rsplit(":", 1)[1] == args.bind.rsplit(":", 1)[1]:
+        raise SystemExit(f"netguard: --metrics-bind {args.metrics_bind}: needs a port of its own, "
+                         f"not the webhook's (--bind {args.bind})")
     client_ca = Path(args.client_ca) if args.client_ca else None
     try:  # refuse to start on files every handshake would fail on, naming the file and why
         tlsfiles.check(cert_dir / "tls.crt", cert_dir / "tls.key", client_ca)
@@ -112,13 +125,17 @@ def _run_server(args: argparse.Namespace) -> int:
         metrics.start()  # flushes the batched admission counts every second (webhook/serve/metrics.py)
         metrics.watch_certificates(cert_dir)  # netguard_certificate_expiry_timestamp_seconds
         Monitor(inventory, settings, metrics).start()
+        if make_rotator is not None:  # one worker per pod keeps the certificates current
+            managedcerts.start_in_worker(make_rotator, cert_dir)
         audit = AuditLog()
         audit.on_dropped = metrics.audit_dropped.inc  # lines dropped while stdout is stalled
         audit.start()  # lines written by a thread of the worker's own (webhook/serve/auditlog.py)
-        return create_app(Admission(settings, inventory), audit, metrics)
+        return create_app(Admission(settings, inventory), audit, metrics,
+                          plain_port=int(args.metrics_bind.rsplit(":", 1)[1]) if args.metrics_bind else None)
 
     options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
-                           client_ca=client_ca, io_timeout=args.io_timeout or IO_TIMEOUT_SECONDS)
+                           client_ca=client_ca, io_timeout=args.io_timeout or IO_TIMEOUT_SECONDS,
+                           metrics_bind=args.metrics_bind, max_body_bytes=settings.max_body_bytes)
     server = NetguardServer(options, app_factory)
     if args.log_format == "json":  # before run(): gunicorn makes its logger when it starts
         from webhook.serve.jsonlog import JsonLogger
@@ -193,9 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--offline", action="store_true",
                        help="in a pod, use the offline inventory instead of the pod's service account")
     serve.add_argument("--client-ca", help="require client certificates signed by this CA (mutual TLS)")
+    serve.add_argument("--manage-certs", type=flags.secret_reference, metavar="[NAMESPACE/]SECRET",
+                       help="keep the CA and serving certificate in this Secret (the pod's namespace by "
+                            "default), write the CA into netguard's webhook configurations and the serving "
+                            "pair into --certs, and rotate them before they expire (docs/certificates.md)")
+    serve.add_argument("--cert-host", action="append", metavar="HOST",
+                       help="with --manage-certs: another DNS name or IP for the serving certificate, "
+                            "besides the Service's names (repeatable)")
     serve.add_argument("--io-timeout", type=flags.positive_seconds,
                        help="drop a connection that stalls this long inside a TLS handshake or a "
                             "request (default 10 s, webhook.serve.server.IO_TIMEOUT_SECONDS)")
+    serve.add_argument("--metrics-bind", type=flags.bind_address, default=None, help="also serve /healthz, /readyz and /metrics over plain HTTP on HOST:PORT (for kubelet probes and Prometheus)")
     serve.add_argument("--log-format", choices=("text", "json"), default="text",
                        help="stderr lines as gunicorn writes them (text, the default) or one JSON "
                             "object each (json); the audit log on stdout is JSON either way")

@@ -67,6 +67,7 @@ def state_unknown(req: AdmissionRequest, settings: Settings, why: str) -> Decisi
         return None
     if settings.failure_mode.value == "open":
         return allow(f"cluster state unknown ({why}); failureMode open", rule=worst.rule,
-                     warnings=[messages.state_unknown_warning(req.namespace)])
-    return violation(worst.rule, messages.state_unknown(req.namespace, why),
+                     warnings=[messages.state_unknown_warning(req.kind, req.namespace, req.name)])
+    return violation(worst.rule, messages.state_unknown(req.kind, req.namespace, req.name, why,
+                                                        rule=worst.rule),
                      f"cluster state unknown ({why}); failureMode closed")

@@ -1,8 +1,17 @@
 """The texts people read when netguard refuses or warns.
 
-kubectl, Argo CD and Flux show a denial verbatim, so its first sentence says what was refused and
-why; the rest says how to fix it, with YAML that can be applied as it stands. Warnings fit on one
-line (outcome.short cuts them at 119 characters).
+kubectl, Argo CD and Flux show a denial verbatim after their own prefix; CI annotations, JUnit
+failure messages and narrow terminals show its first line. So every denial has one shape
+(`denial`):
+
+    what was refused and why, on one line of at most FIRST_LINE_CHARS
+    how to fix it, with YAML that can be applied as it stands
+    the Flux advice, only when the request comes from Flux (request.from_flux)
+    the closing line, the same for every denial (CLOSING)
+
+Every warning is one line of at most outcome.MAX_WARNING_CHARS that starts with the object it
+is about (`Service shop/web: ...`): kubectl prints each as `Warning: <text>` on its own line.
+Findings of the scans (`netguard audit`) use the same one-line texts.
 """
 
 from __future__ import annotations
@@ -14,6 +23,11 @@ from typing import Iterable
 import yaml
 
 MAX_LISTED = 5
+FIRST_LINE_CHARS = 200
+# A name is never cut shorter than this in a first line (it ends in "..." then).
+SHORTEST_NAME = 8
+CLOSING = ("Refused by netguard rule {rule}. `netguard check` gives the same verdicts on manifests "
+           "before they are applied.")
 
 
 @functools.lru_cache(maxsize=4096)  # PyYAML's pure-Python parse costs ~25 µs; names repeat
@@ -29,6 +43,45 @@ def listing(names: Iterable[str]) -> str:
     shown = ", ".join(names[:MAX_LISTED])
     rest = len(names) - MAX_LISTED
     return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def fit(template: str, *names: str, limit: int = FIRST_LINE_CHARS) -> str:
+    """`template.format(*names)` in at most `limit` characters: while it is longer, the longest
+    name is cut (ending in "..."), never below SHORTEST_NAME. Kubernetes names reach 63
+    characters (namespaces, Services) and 253 (NetworkPolicies); the full names follow in the
+    rest of the message."""
+    shown = list(names)
+    text = template.format(*shown)
+    while len(text) > limit:
+        longest = max(range(len(shown)), key=lambda i: len(shown[i]))
+        size = len(shown[longest])
+        if size <= SHORTEST_NAME:
+            break
+        keep = max(SHORTEST_NAME, size - (len(text) - limit)) - 3
+        shown[longest] = names[longest][:keep] + "..."
+        text = template.format(*shown)
+    return text
+
+
+def denial(first: str, fix: str, rule: str, flux: str = "") -> str:
+    """A denial in the one shape every denial has (module docstring)."""
+    if "\n" in first:
+        raise ValueError("the first line of a denial is one line")
+    parts = [first, fix.rstrip("\n")]
+    if flux:
+        parts.append(flux)
+    parts.append(closing(rule))
+    return "\n".join(parts)
+
+
+def closing(rule: str) -> str:
+    """The last line of every denial; `rule` may be several, comma-separated (outcome.combine)."""
+    return CLOSING.format(rule=rule)
+
+
+def first_line(message: str) -> str:
+    """What was refused and why: the first line of a denial."""
+    return message.strip().split("\n", 1)[0] if message.strip() else ""
 
 
 def default_deny_yaml(namespace: str) -> str:
@@ -47,58 +100,72 @@ def default_deny_yaml(namespace: str) -> str:
     )
 
 
-def loadbalancer_denied(namespace: str, name: str, operation: str) -> str:
-    what = (f"Service {namespace}/{name} cannot change to type LoadBalancer"
-            if operation == "UPDATE" else f"Service {namespace}/{name} of type LoadBalancer was refused")
-    return (
-        f"{what}: namespace {namespace} has no default-deny ingress NetworkPolicy, so its pods "
-        "would accept traffic from anywhere the load balancer reaches. "
-        f"To fix it, create this NetworkPolicy in namespace {namespace} before the Service "
-        "(then allow the traffic your pods need with further policies), and apply again:\n"
-        f"{default_deny_yaml(namespace)}"
-        "With Flux, put the policy in a Kustomization that the Service's Kustomization dependsOn: "
-        "a server-side dry-run of one stage does not see policies of the same stage."
-    )
+# --------------------------------------------------------------------------- loadbalancer-requires-default-deny
+
+FLUX_ADVICE = ("With Flux, put the policy in a Kustomization that the Service's Kustomization "
+               "dependsOn: a server-side dry-run of one stage does not see the policies of the same stage.")
+
+
+def loadbalancer_denied(namespace: str, name: str, operation: str, *, rule: str,
+                        from_flux: bool = False) -> str:
+    what = ("Service {0}/{1} cannot change to type LoadBalancer" if operation == "UPDATE"
+            else "Service {0}/{1} of type LoadBalancer was refused")
+    first = fit(what + ": namespace {0} has no default-deny ingress NetworkPolicy, so outside "
+                "traffic would reach its pods.", namespace, name)
+    fix = (f"To fix it, create this NetworkPolicy in namespace {namespace} before the Service "
+           "(then allow the traffic your pods need with further policies), and apply again:\n"
+           f"{default_deny_yaml(namespace)}")
+    return denial(first, fix, rule, FLUX_ADVICE if from_flux else "")
 
 
 def loadbalancer_summary(namespace: str, name: str) -> str:
-    return f"LoadBalancer {namespace}/{name}: no default-deny ingress NetworkPolicy in the namespace"
+    return f"Service {namespace}/{name}: LoadBalancer without a default-deny ingress NetworkPolicy in its namespace"
 
 
 def existing_loadbalancer_summary(namespace: str, name: str) -> str:
-    return f"existing violation: LoadBalancer {namespace}/{name} is in a namespace without default-deny ingress"
+    return (f"Service {namespace}/{name}: existing violation: LoadBalancer in a namespace without "
+            "default-deny ingress")
 
 
-def dry_run_summary(summary: str) -> str:
-    return f"dry-run, would be denied: {summary}"
+def dry_run_summary(namespace: str, name: str) -> str:
+    return f"Service {namespace}/{name}: dry-run, would be denied: no default-deny ingress NetworkPolicy"
 
 
 def families(open_families: Iterable[str]) -> str:
     return " and ".join(sorted(open_families))
 
 
-def cancelled_default_deny(namespace: str, cancelling: list[str], open_families: Iterable[str]) -> str:
-    return (f"default-deny ingress in {namespace} is cancelled for {families(open_families)} by "
-            f"{listing(cancelling)}: pods are not isolated")
+def cancelled_default_deny(namespace: str, service: str, cancelling: list[str],
+                           open_families: Iterable[str]) -> str:
+    """The warning for an admitted LoadBalancer whose namespace's default-deny is cancelled."""
+    return (f"Service {namespace}/{service}: default-deny ingress is cancelled for "
+            f"{families(open_families)} by {listing(cancelling)}; pods are not isolated")
 
+
+def cancelling_finding(namespace: str, policy: str, open_families: Iterable[str]) -> str:
+    """What the scan reports about a policy that cancels its namespace's default-deny."""
+    return (f"NetworkPolicy {namespace}/{policy}: cancels the default-deny ingress for "
+            f"{families(open_families)}; pods are not isolated")
+
+
+# --------------------------------------------------------------------------- protect-default-deny
 
 def guard_cancel_denied(namespace: str, policy: str, operation: str, open_families: Iterable[str],
-                        services: Iterable[str]) -> str:
+                        services: Iterable[str], *, rule: str) -> str:
     verb = "created" if operation == "CREATE" else "changed this way"
     services = list(services)
-    return (
-        f"NetworkPolicy {namespace}/{policy} cannot be {verb}: it admits every {families(open_families)} "
-        f"address to every pod of namespace {namespace} on every port, which cancels the namespace's "
-        f"default-deny ingress, and {len(services)} LoadBalancer Service(s) depend on it: "
-        f"{listing(services)}. "
-        "Admit only what the pods need instead: select the pods (podSelector), name the sources "
-        "(ipBlock with the load balancer's or the clients' ranges) and the ports, for example:\n"
-        f"{allow_from_ranges_yaml(namespace, policy)}"
-    )
+    first = fit(f"NetworkPolicy {{0}}/{{1}} cannot be {verb}: it admits every {families(open_families)} "
+                f"address to every pod on every port, cancelling the default-deny ingress that "
+                f"{len(services)} LoadBalancer(s) depend on.", namespace, policy)
+    fix = (f"The LoadBalancer Services of namespace {namespace}: {listing(services)}. "
+           "Admit only what the pods need instead: select the pods (podSelector), name the sources "
+           "(ipBlock with the load balancer's or the clients' ranges) and the ports, for example:\n"
+           f"{allow_from_ranges_yaml(namespace, policy)}")
+    return denial(first, fix, rule)
 
 
 def guard_cancel_summary(namespace: str, policy: str, open_families: Iterable[str], count: int) -> str:
-    return (f"NetworkPolicy {namespace}/{policy} would open every {families(open_families)} address; "
+    return (f"NetworkPolicy {namespace}/{policy}: would open every {families(open_families)} address; "
             f"{count} LoadBalancer(s) depend on the default-deny")
 
 
@@ -126,46 +193,57 @@ def allow_from_ranges_yaml(namespace: str, name: str) -> str:
     )
 
 
-def guard_denied(namespace: str, policy: str, operation: str, services: Iterable[str]) -> str:
+def guard_denied(namespace: str, policy: str, operation: str, services: Iterable[str], *,
+                 rule: str) -> str:
     verb = "deleted" if operation == "DELETE" else "changed to stop denying ingress by default"
     services = list(services)
-    return (
-        f"NetworkPolicy {namespace}/{policy} cannot be {verb}: it is the last default-deny ingress "
-        f"policy in namespace {namespace}, and {len(services)} LoadBalancer Service(s) depend on it: "
-        f"{listing(services)}. "
-        "To remove it, first change those Services to another type or delete them, or create "
-        "another default-deny ingress policy in the namespace, such as:\n"
-        f"{default_deny_yaml(namespace)}"
-    )
+    first = fit(f"NetworkPolicy {{0}}/{{1}} cannot be {verb}: it is the last default-deny ingress "
+                f"policy in namespace {{0}}, and {len(services)} LoadBalancer Service(s) depend on it.",
+                namespace, policy)
+    fix = (f"They are: {listing(services)}. To remove it, first change those Services to another "
+           "type or delete them, or create another default-deny ingress policy in the namespace, "
+           f"such as:\n{default_deny_yaml(namespace)}")
+    return denial(first, fix, rule)
 
 
 def guard_summary(namespace: str, policy: str, count: int) -> str:
-    return f"NetworkPolicy {namespace}/{policy} is the last default-deny ingress; {count} LoadBalancer(s) depend on it"
+    return (f"NetworkPolicy {namespace}/{policy}: the last default-deny ingress; "
+            f"{count} LoadBalancer(s) depend on it")
 
 
-def labels_denied(kind: str, namespace: str, name: str, missing: list[str], copied: Iterable[str]) -> str:
+# --------------------------------------------------------------------------- required-labels
+
+def labels_denied(kind: str, namespace: str, name: str, missing: list[str], copied: Iterable[str], *,
+                  rule: str) -> str:
     copied = [k for k in copied if k in missing]
-    hint = (f" netguard copies {', '.join(copied)} from the namespace's labels when the namespace has them;"
-            " label the namespace or the object." if copied else "")
+    first = fit(f"{kind} {{0}}/{{1}} was refused: it lacks the required label(s) {{2}}.",
+                namespace, name, ", ".join(missing))
+    hint = (f"netguard copies {', '.join(copied)} from the namespace's labels when the namespace has "
+            "them; label the namespace or the object. " if copied else "")
     example = "".join(f"    {key}: <value>\n" for key in missing)
-    return (
-        f"{kind} {namespace}/{name} was refused: it lacks the required label(s) {', '.join(missing)}."
-        f"{hint} Add them to the object's metadata:\n"
-        f"metadata:\n  labels:\n{example}"
-    )
+    fix = f"{hint}Add them to the object's metadata:\nmetadata:\n  labels:\n{example}"
+    return denial(first, fix, rule)
 
 
 def labels_summary(kind: str, namespace: str, name: str, missing: list[str]) -> str:
-    return f"{kind} {namespace}/{name} lacks required label(s) {', '.join(missing)}"
+    return f"{kind} {namespace}/{name}: lacks required label(s) {', '.join(missing)}"
 
 
-def state_unknown(namespace: str, why: str) -> str:
-    return (
-        f"netguard could not confirm the NetworkPolicies of namespace {namespace}: {why}. "
-        "The request was refused because netguard fails closed (failureMode: closed). "
-        "Retry in a moment; if it persists, check netguard's connection to the API server."
-    )
+def existing_labels_summary(kind: str, namespace: str, name: str, missing: list[str]) -> str:
+    return f"{kind} {namespace}/{name}: existing violation: lacks required label(s) {', '.join(missing)}"
 
 
-def state_unknown_warning(namespace: str) -> str:
-    return f"netguard could not confirm the policies of namespace {namespace}; allowed (failureMode: open)"
+# --------------------------------------------------------------------------- cluster state unknown
+
+
+def state_unknown(kind: str, namespace: str, name: str, why: str, *, rule: str) -> str:
+    first = fit(f"{kind} {{0}}/{{1}} was refused: netguard could not confirm the NetworkPolicies of "
+                "namespace {0}, and it fails closed.", namespace, name)
+    fix = (f"Why: {why}. netguard refuses what it cannot check (failureMode: closed). "
+           "Retry in a moment; if it persists, check netguard's connection to the API server.")
+    return denial(first, fix, rule)
+
+
+def state_unknown_warning(kind: str, namespace: str, name: str) -> str:
+    return (f"{kind} {namespace}/{name}: allowed unchecked: netguard could not confirm the policies "
+            "of its namespace (failureMode: open)")

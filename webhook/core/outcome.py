@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, NamedTuple
 
-# kubectl prints each warning on one line; the apiserver truncates long ones. Keep them short.
-MAX_WARNING_CHARS = 119
+# kubectl prints each warning on one line; the apiserver truncates long ones. Keep them short
+# (webhook/core/messages.py writes them to fit; this cuts what long names still push past it).
+MAX_WARNING_CHARS = 120
 
 
 class Verdict(enum.StrEnum):
@@ -52,6 +53,8 @@ class Decision(NamedTuple):
     # the namespace and decides again before answering: cache lag never causes a false
     # rejection or a missed guard (docs/design.md, Live confirmation).
     confirm_live: bool = False
+    # The rule behind each warning, in the same order (SARIF results name their rule).
+    warned_by: tuple[str, ...] = ()
 
 
 def short(text: str) -> str:
@@ -62,9 +65,10 @@ def short(text: str) -> str:
 
 def allow(reason: str, *, rule: str = "", warnings: Iterable[str] = (),
           confirm_live: bool = False) -> Decision:
+    shown = tuple(short(w) for w in warnings)
     return Decision(allowed=True, reason=reason, rule=rule,
-                    verdict=Verdict.WARN if warnings else Verdict.ALLOW,
-                    warnings=tuple(short(w) for w in warnings), confirm_live=confirm_live)
+                    verdict=Verdict.WARN if shown else Verdict.ALLOW,
+                    warnings=shown, confirm_live=confirm_live, warned_by=(rule,) * len(shown))
 
 
 def violation(rule: str, message: str, summary: str, *, confirm_live: bool = False) -> Decision:
@@ -78,12 +82,13 @@ def patched(reason: str, ops: Iterable[Mapping[str, Any]], labels: Mapping[str, 
                     patched_labels=dict(labels))
 
 
-def with_warnings(decision: Decision, warnings: Iterable[str]) -> Decision:
+def with_warnings(decision: Decision, warnings: Iterable[str], rule: str = "") -> Decision:
     extra = tuple(short(w) for w in warnings)
     if not extra:
         return decision
     verdict = Verdict.WARN if decision.verdict == Verdict.ALLOW else decision.verdict
-    return decision._replace(warnings=decision.warnings + extra, verdict=verdict)
+    return decision._replace(warnings=decision.warnings + extra, verdict=verdict,
+                             warned_by=decision.warned_by + (rule,) * len(extra))
 
 
 def apply_action(decision: Decision, action: str) -> Decision:
@@ -92,7 +97,8 @@ def apply_action(decision: Decision, action: str) -> Decision:
         return decision
     if action == "warn":
         return decision._replace(allowed=True, verdict=Verdict.WARN, confirm_live=False,
-                                 warnings=decision.warnings + (decision.summary,))
+                                 warnings=decision.warnings + (decision.summary,),
+                                 warned_by=decision.warned_by + (decision.rule,))
     return decision._replace(allowed=True, verdict=Verdict.AUDIT, confirm_live=False)
 
 
@@ -107,8 +113,10 @@ def combine(decisions: Iterable[Decision], default_reason: str) -> Decision:
     primary = denied[0] if denied else next(
         (d for d in answered if d.verdict != Verdict.ALLOW), answered[0])
     warnings = tuple(w for d in answered for w in d.warnings)
+    warned_by = tuple(r for d in answered for r in d.warned_by)
     rules = [d.rule for d in answered if d.rule and d.verdict != Verdict.ALLOW]
-    return primary._replace(warnings=warnings, rule=",".join(dict.fromkeys(rules)) or primary.rule,
+    return primary._replace(warnings=warnings, warned_by=warned_by,
+                            rule=",".join(dict.fromkeys(rules)) or primary.rule,
                             reason="; ".join(d.reason for d in answered))
 
 

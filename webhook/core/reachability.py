@@ -74,7 +74,7 @@ def _unreachable(selector: Mapping[str, Any], ports: list[tuple[str, int | str]]
 
 
 def unreachable_warning(namespace: str, name: str, ports: list[str]) -> str:
-    return (f"LoadBalancer {namespace}/{name}: no NetworkPolicy admits outside traffic to its pods "
+    return (f"Service {namespace}/{name}: no NetworkPolicy admits outside traffic to its pods "
             f"on {', '.join(ports)}; it will be dropped")
 
 
@@ -85,5 +85,5 @@ def open_source_ranges(service: Mapping[str, Any]) -> bool:
 
 
 def source_ranges_warning(namespace: str, name: str) -> str:
-    return (f"LoadBalancer {namespace}/{name} is open to every address: "
+    return (f"Service {namespace}/{name}: open to every address; "
             "set spec.loadBalancerSourceRanges to the clients that need it")

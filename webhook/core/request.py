@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
 
+# request.options.fieldManager of Flux's kustomize-controller: it applies (and first dry-runs)
+# with server-side apply under its controller name (fluxcd/pkg ssa.Owner{Field: ControllerName}).
+FLUX_FIELD_MANAGER = "kustomize-controller"
+
 
 class AdmissionRequest(NamedTuple):
     """The parts of `request` that decisions read; `object`/`old_object` are the raw dicts.
@@ -30,6 +34,11 @@ class AdmissionRequest(NamedTuple):
     old_object: Mapping[str, Any] | None
     field_manager: str
     sub_resource: str = ""  # request.subResource, e.g. "status"; "" for the object itself
+
+    @property
+    def from_flux(self) -> bool:
+        """Sent by Flux: its denials carry the advice about Flux's dry-run of a whole stage."""
+        return self.field_manager == FLUX_FIELD_MANAGER
 
     @property
     def current(self) -> Mapping[str, Any]:

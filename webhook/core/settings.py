@@ -15,7 +15,11 @@ from webhook.core.rule import RuleContext
 
 DEFAULT_OWN_NAMESPACE = "netguard-system"
 DEFAULT_EXEMPT_NAMESPACES: frozenset[str] = frozenset({"kube-system", "kube-public", "kube-node-lease"})
-# kube-apiserver accepts request bodies up to 3 MiB of object, and an UPDATE's review carries two.
+# kube-apiserver refuses request bodies over 3 MiB (MaxRequestBodyBytes, k8s.io/apiserver
+# pkg/server/config.go) and etcd stores objects up to 1.5 MiB (its --max-request-bytes default):
+# an UPDATE's review carries the new object (up to 3 MiB) and the stored old one (up to 1.5 MiB)
+# plus the envelope, as JSON (a protobuf or YAML request grows when re-encoded). 8 MiB holds that
+# with room; the server bounds what a body of that size may cost (docs/serving.md, Connections).
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_SCAN_INTERVAL_SECONDS = 60
 

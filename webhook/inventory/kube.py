@@ -1,5 +1,6 @@
 """The one way netguard reaches the Kubernetes API: client configuration (a kubeconfig, the
-default kubeconfig, or the pod's service account), raw GETs, paged lists.
+default kubeconfig, or the pod's service account), raw GETs, paged lists, and the few writes of
+the self-managed certificates (ObjectApi: its Secret and its two webhook configurations).
 
 Requests go through the official client's ApiClient -- its authentication (tokens refreshed),
 TLS and proxy settings -- and answers are read as raw JSON, never as model objects: importing
@@ -114,6 +115,28 @@ class RawApi:
     def __init__(self, client: ApiClient) -> None:
         self.api_client = client
 
+    def send(self, method: str, path: str, body: Any, content_type: str = "application/json",
+             timeout: tuple[float, float] | None = None) -> Any:
+        """A request with a JSON body; the urllib3 response, body unread; ApiException for a
+        non-2xx answer."""
+        from kubernetes.client.exceptions import ApiException
+
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        if not hasattr(self.api_client, "param_serialize"):  # kubernetes <= 35, as in get()
+            return self.api_client.call_api(
+                path, method, header_params=headers, body=body, auth_settings=["BearerToken"],
+                _preload_content=False, _return_http_data_only=True, _request_timeout=timeout)
+        method, url, headers, body, post = self.api_client.param_serialize(
+            method, path, header_params=headers, body=body, auth_settings=["BearerToken"])
+        response = self.api_client.call_api(method, url, header_params=headers, body=body,
+                                            post_params=post, _request_timeout=timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            response.response.release_conn()
+            raise ApiException.from_response(http_resp=response, body=response.data.decode("utf-8", "replace")
+                                             if response.data else None, data=None)
+        return response.response
+
     def get(self, path: str, query: Mapping[str, Any] | None = None,
             timeout: tuple[float, float] | None = None) -> Any:
         """The urllib3 response, body unread; ApiException for a non-2xx answer."""
@@ -225,3 +248,98 @@ def list_cluster(kubeconfig: str | None = None) -> ClusterObjects:
         raise ClusterError(f"the answer of {host} to a list of {what} is not JSON: {exc}") from None
     finally:
         client.close()
+
+
+# --------------------------------------------------------------------------- certificate objects
+
+SECRET_PATH = "/api/v1/namespaces/{}/secrets/{}"
+WEBHOOK_CONFIGURATIONS = {
+    "ValidatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{}",
+    "MutatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{}",
+}
+# (connect, read) seconds for one read or write of the certificate objects.
+OBJECT_TIMEOUT = (5.0, 10.0)
+
+
+def object_api(kubeconfig: str | None = None) -> ObjectApi:
+    """An ObjectApi through `kubeconfig`, else the pod's service account. Raises ClusterError."""
+    problems = _load_problems()
+    try:
+        configuration = kubeconfig_configuration(kubeconfig) if kubeconfig else in_cluster_configuration()
+    except problems as exc:
+        where = f"kubeconfig {kubeconfig}" if kubeconfig else "the pod's service account"
+        raise ClusterError(f"cannot load {where}: {exc}") from None
+    return ObjectApi(api_client(configuration))
+
+
+class Conflict(ClusterError):
+    """409: the object changed since it was read (or already exists): read it again."""
+
+
+class ObjectApi:
+    """GET, create and replace of one Secret; GET and strategic-merge PATCH of a webhook
+    configuration. Answers are raw JSON dicts; a missing object is None. Raises Conflict on
+    409 and ClusterError for anything else that is not 2xx (the message says what and why).
+    Writes carry metadata.resourceVersion, so a write over a newer version is refused (409):
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#conflicts
+    """
+
+    def __init__(self, client: ApiClient) -> None:
+        self.raw = RawApi(client)
+        self.host = client.configuration.host
+
+    def close(self) -> None:
+        """Give back the connections (before a fork: a child must not share the parent's)."""
+        self.raw.api_client.close()
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._call("get", f"Secret {namespace}/{name}", "GET", SECRET_PATH.format(namespace, name))
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        return self._call("create", f"Secret {namespace}/{name}", "POST",
+                          f"/api/v1/namespaces/{namespace}/secrets", body, missing_ok=False)
+
+    def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("update", f"Secret {namespace}/{name}", "PUT", SECRET_PATH.format(namespace, name),
+                          body, missing_ok=False)
+
+    def get_webhook_configuration(self, kind: str, name: str) -> dict[str, Any] | None:
+        return self._call("get", f"{kind} {name}", "GET", WEBHOOK_CONFIGURATIONS[kind].format(name))
+
+    def patch_webhook_configuration(self, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        # Strategic merge: `webhooks` merges by name, so only the entries named are touched.
+        return self._call("patch", f"{kind} {name}", "PATCH", WEBHOOK_CONFIGURATIONS[kind].format(name), patch,
+                          content_type="application/strategic-merge-patch+json", missing_ok=False)
+
+    def _call(self, verb: str, what: str, method: str, path: str, body: Any = None,
+              content_type: str = "application/json", missing_ok: bool = True) -> Any:
+        import urllib3.exceptions
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            if method == "GET":
+                return self.raw.get_json(path, timeout=OBJECT_TIMEOUT)
+            return read_json(self.raw.send(method, path, body, content_type, OBJECT_TIMEOUT))
+        except ApiException as exc:
+            if exc.status == 404 and missing_ok:
+                return None
+            message = _status_message(exc)
+            if exc.status == 409:
+                raise Conflict(f"cannot {verb} {what}: {message}") from None
+            raise ClusterError(f"the API server at {self.host} refused to {verb} {what}: "
+                               f"HTTP {exc.status} {message}".rstrip()) from None
+        except urllib3.exceptions.MaxRetryError as exc:
+            raise ClusterError(f"cannot reach the API server at {self.host} to {verb} {what}: {exc.reason}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ClusterError(f"cannot reach the API server at {self.host} to {verb} {what}: {exc}") from None
+        except ValueError as exc:
+            raise ClusterError(f"the answer of {self.host} to {verb} {what} is not JSON: {exc}") from None
+
+
+def _status_message(exc: Any) -> str:
+    """The Status message of an ApiException, else its reason."""
+    try:
+        return str(json.loads(exc.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(exc.reason or "")

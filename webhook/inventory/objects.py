@@ -24,12 +24,28 @@ STDIN = "-"
 STDIN_NAME = "<stdin>"
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the inputs, where it is: `line` 0 when it is about a whole input
+    (a file that cannot be read), `source` "" when about none (the command line)."""
+
+    source: str
+    line: int
+    text: str
+
+    def __str__(self) -> str:
+        if not self.source:
+            return self.text
+        return f"{self.source} line {self.line}: {self.text}" if self.line else f"{self.source}: {self.text}"
+
+
 class InputError(ValueError):
     """Inputs that cannot be used; `problems` holds one line per problem, each naming the file
-    and the line."""
+    and the line, and `located` the same as Problems (CI reports annotate the file and line)."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
+    def __init__(self, problems: Sequence[Problem | str]) -> None:
+        self.located = [p if isinstance(p, Problem) else Problem("", 0, p) for p in problems]
+        self.problems = [str(p) for p in self.located]
         super().__init__("\n".join(self.problems))
 
 
@@ -81,6 +97,10 @@ class Manifest:
     def where(self) -> str:
         return f"{self.source} line {self.line}"
 
+    def problem(self, text: str) -> Problem:
+        """A problem with this object, located where its document starts."""
+        return Problem(self.source, self.line, text)
+
 
 class _Loader(yaml.SafeLoader):
     """YAML as kubectl reads it: a plain scalar that looks like a date stays a string
@@ -103,7 +123,7 @@ def _files(path: str) -> list[Path]:
                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
     if root.exists():
         return [root]
-    raise InputError([f"{path}: no such file or directory"])
+    raise InputError([Problem(path, 0, "no such file or directory")])
 
 
 def _describe(value: Any) -> str:
@@ -126,12 +146,11 @@ def _yaml_error(source: str, text: str, exc: yaml.YAMLError) -> InputError:
         reason = exc.problem or exc.context or "syntax error"
         if exc.context and exc.problem and exc.context_mark is not None and mark is not None:
             reason += f" ({exc.context} on line {exc.context_mark.line + 1})"
-        return InputError([f"{source} line {line}: invalid YAML: {reason}"])
+        return InputError([Problem(source, line, f"invalid YAML: {reason}")])
     if isinstance(exc, yaml.reader.ReaderError):
         line = text.count("\n", 0, exc.position) + 1
-        return InputError([f"{source} line {line}: invalid YAML: {exc.reason} "
-                           f"(character {exc.character!r})"])
-    return InputError([f"{source}: invalid YAML: {exc}"])
+        return InputError([Problem(source, line, f"invalid YAML: {exc.reason} (character {exc.character!r})")])
+    return InputError([Problem(source, 0, f"invalid YAML: {exc}")])
 
 
 def _yaml_documents(text: str, source: str) -> Iterator[tuple[Any, Node]]:
@@ -152,7 +171,7 @@ def _json_documents(text: str, source: str) -> list[tuple[Any, Node | None]]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError([f"{source} line {exc.lineno}: invalid JSON: {exc.msg}"]) from None
+        raise InputError([Problem(source, exc.lineno, f"invalid JSON: {exc.msg}")]) from None
     try:
         node = yaml.compose(text.replace("\t", " "), Loader=yaml.SafeLoader)
     except yaml.YAMLError:
@@ -176,7 +195,7 @@ def _unwrap(doc: Any, node: Node | None, line: int, source: str) -> Iterator[Man
     if doc is None:  # an empty document: kubectl skips it too
         return
     if not isinstance(doc, Mapping):
-        raise InputError([f"{source} line {line}: not a Kubernetes object (got {_describe(doc)})"])
+        raise InputError([Problem(source, line, f"not a Kubernetes object (got {_describe(doc)})")])
     kind = str(doc.get("kind") or "")
     items = doc.get("items")
     core_list = kind == "List" and str(doc.get("apiVersion", "v1")) == "v1"
@@ -187,7 +206,7 @@ def _unwrap(doc: Any, node: Node | None, line: int, source: str) -> Iterator[Man
         # as the API serves it carry no kind: it is the list's, less "List".
         items = items if items is not None else []
         if not isinstance(items, list):
-            raise InputError([f"{source} line {line}: List items must be a list (got {_describe(items)})"])
+            raise InputError([Problem(source, line, f"List items must be a list (got {_describe(items)})")])
         for item, item_node in zip(items, _item_nodes(node, len(items))):
             yield from _unwrap(_typed(item, doc), item_node, line, source)
         return
@@ -220,40 +239,46 @@ def parse_manifests(text: str, source: str, json_text: bool = False) -> list[Man
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError([f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})"]) from None
+        data = path.read_bytes()
     except OSError as exc:
-        raise InputError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+        raise InputError([Problem(str(path), 0, f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        # Newlines as text mode reads them (universal newlines): lines count the same.
+        return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError([Problem(str(path), line, f"not UTF-8 text (byte {exc.start}: {exc.reason})")]) from None
 
 
-def _shape_problems(m: Manifest) -> list[str]:
+def _shape_problems(m: Manifest) -> list[Problem]:
     """Why this is not a Kubernetes object at all: the apiserver would not even take it."""
-    obj, where = m.obj, m.where
+    obj = m.obj
     problems = []
     for key in ("apiVersion", "kind"):
         if not isinstance(obj.get(key), str) or not obj.get(key):
-            problems.append(f"{where}: object has no {key}")
+            problems.append(m.problem(f"object has no {key}"))
     if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), Mapping):
-        problems.append(f"{where}: metadata must be a mapping (got {_describe(obj.get('metadata'))})")
+        problems.append(m.problem(f"metadata must be a mapping (got {_describe(obj.get('metadata'))})"))
     return problems
 
 
 def read_manifests(paths: Sequence[str], stdin: TextIO | None = None, *,
-                   vet: Callable[[Manifest], list[str]] | None = None,
-                   notice: Callable[[str], None] | None = None) -> list[Manifest]:
+                   vet: Callable[[Manifest], list[Problem]] | None = None,
+                   notice: Callable[[str], None] | None = None,
+                   foreign: Callable[[Manifest], None] | None = None) -> list[Manifest]:
     """Every object of every input, in the order given (a folder's files in name order); `-`
     reads `stdin` (default: sys.stdin).
 
     Everything is read and parsed before returning: InputError lists every problem found, in
     every input, so one run shows them all. `vet` adds the caller's own problems with an object
     that has the shape of one; `notice` is told of a folder without object files, which is not
-    an error.
+    an error. With `foreign`, a document with neither apiVersion nor kind (a Helm values file)
+    is no Kubernetes object and no error either: it is handed to `foreign` and left out.
     """
-    problems: list[str] = []
+    problems: list[Problem] = []
     manifests: list[Manifest] = []
     if list(paths).count(STDIN) > 1:
-        problems.append("- (stdin) given more than once")
+        problems.append(Problem("", 0, "- (stdin) given more than once"))
     stdin_read = False
     for path in paths:
         try:
@@ -270,9 +295,13 @@ def read_manifests(paths: Sequence[str], stdin: TextIO | None = None, *,
                 try:
                     manifests.extend(parse_manifests(_read_text(file), str(file), file.suffix == ".json"))
                 except InputError as exc:
-                    problems.extend(exc.problems)
+                    problems.extend(exc.located)
         except InputError as exc:
-            problems.extend(exc.problems)
+            problems.extend(exc.located)
+    if foreign is not None:
+        for m in [m for m in manifests if not m.obj.get("apiVersion") and not m.obj.get("kind")]:
+            foreign(m)
+        manifests = [m for m in manifests if m.obj.get("apiVersion") or m.obj.get("kind")]
     for m in manifests:
         problems.extend(_shape_problems(m) or (vet(m) if vet is not None else []))
     if problems:

@@ -20,7 +20,13 @@ def _json(payload: object, status: int = 200) -> Response:
     return Response(json_body(payload), status=status, mimetype="application/json")
 
 
-def create_app(admission: Admission, audit: AuditLog, metrics: Metrics | None = None) -> Flask:
+PLAIN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def create_app(admission: Admission, audit: AuditLog, metrics: Metrics | None = None,
+               plain_port: int | None = None) -> Flask:
+    """`plain_port` is the --metrics-bind listener (plain HTTP): it serves PLAIN_PATHS only, so
+    nothing can reach the admission endpoints without TLS."""
     metrics = metrics or Metrics()
     admission.on_live_read = metrics.live_read
 
@@ -70,4 +76,23 @@ def create_app(admission: Admission, audit: AuditLog, metrics: Metrics | None = 
         return response
 
     app.wsgi_app = AdmissionEndpoints(app.wsgi_app, admission, audit, metrics)  # type: ignore[method-assign]
+    if plain_port is not None:
+        app.wsgi_app = _PlainPortGuard(app.wsgi_app, str(plain_port))  # type: ignore[method-assign]
     return app
+
+
+class _PlainPortGuard:
+    """WSGI middleware: on the plain-HTTP port, anything but the health and metrics pages is a
+    404 with a JSON body (gunicorn names the listener's port in SERVER_PORT)."""
+
+    def __init__(self, inner, port: str) -> None:
+        self.inner = inner
+        self.port = port
+
+    def __call__(self, environ, start_response):
+        if environ.get("SERVER_PORT") == self.port and environ.get("PATH_INFO") not in PLAIN_PATHS:
+            body = error_body(404, "this port serves /healthz, /readyz and /metrics only")
+            start_response("404 Not Found", [("Content-Type", "application/json"),
+                                             ("Content-Length", str(len(body)))])
+            return [body]
+        return self.inner(environ, start_response)

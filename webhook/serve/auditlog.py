@@ -25,6 +25,7 @@ import datetime
 import logging
 import os
 import select
+import stat
 import sys
 import threading
 import time
@@ -160,7 +161,10 @@ class AuditLog:
     lines from other threads (or from the other gunicorn workers, which share the descriptor)
     never cut into them. A longer line is written alone, under the lock, in parts if the pipe
     takes it in parts: it cannot interleave with this process's long lines, but (as always with
-    pipes) it can with the other workers'. Other streams (tests) get an ordinary write and flush.
+    pipes) it can with the other workers'. A write cut short by a full disk is cut off the file
+    again, back to its last whole line (`_cut_back`), so a file holds whole lines only; through
+    a pipe, where bytes cannot be taken back, the next write starts on a new line. Other streams
+    (tests) get an ordinary write and flush.
     """
 
     def __init__(self, stream: TextIO | None = None, max_queued_bytes: int = MAX_QUEUED_BYTES,
@@ -244,18 +248,31 @@ class AuditLog:
                 self._drop(sum(c.count(b"\n") for c in chunks[index:]),
                            f"stdout took no line for {self._write_wait:g} s")
                 return
-            try:
-                written = os.write(fd, data)
-                if written < len(data):  # a long line through a pipe, or a full disk
-                    with self._lock:
-                        written += self._write_rest(fd, data[written:])
-            except OSError as exc:  # a full disk, a closed pipe: say so, keep serving
-                self._torn = True  # how much of it went out is unknown
-                self._drop(sum(c.count(b"\n") for c in chunks[index:]), f"stdout refused a write: {exc}")
-                return
-            self._torn = written < len(data)
-            if self._torn:
-                self._drop(data[written:].count(b"\n"), "a write to stdout was cut short")
+            start = _file_offset(fd)
+            written, problem = self._write_all(fd, data)
+            if written == len(data):
+                self._torn = False
+                continue
+            # Cut short: a full disk, a closed pipe, a long line through a pipe that stalled.
+            # In a file, the partial line is cut off again, so the file holds whole lines only;
+            # a pipe cannot take bytes back, and the next write starts on a new line instead.
+            whole = data.rfind(b"\n", 0, written) + 1
+            self._torn = written > whole and not _cut_back(fd, start, written, whole)
+            lost = data[whole:].count(b"\n") + sum(c.count(b"\n") for c in chunks[index + 1:])
+            self._drop(lost, f"stdout refused a write: {problem}" if problem else "a write to stdout was cut short")
+            return
+
+    def _write_all(self, fd: int, data: bytes) -> tuple[int, OSError | None]:
+        """Bytes of `data` written, and the error that stopped the writing, if one did."""
+        written = 0
+        try:
+            written = os.write(fd, data)
+            if written < len(data):  # a long line through a pipe, or a full disk
+                with self._lock:
+                    written += self._write_rest(fd, data[written:])
+        except OSError as exc:  # a full disk, a closed pipe: say so, keep serving
+            return written + getattr(exc, "netguard_written", 0), exc
+        return written, None
 
     def _writable(self, fd: int) -> bool:
         """Whether stdout takes a write now (a pipe with room for PIPE_BUF bytes: a write of that
@@ -267,12 +284,39 @@ class AuditLog:
 
     def _write_rest(self, fd: int, data: bytes) -> int:
         written = 0
-        while written < len(data) and self._writable(fd):
-            step = os.write(fd, data[written:])
-            if step <= 0:
-                break
-            written += step
+        try:
+            while written < len(data) and self._writable(fd):
+                step = os.write(fd, data[written:])
+                if step <= 0:
+                    break
+                written += step
+        except OSError as exc:
+            exc.netguard_written = written  # type: ignore[attr-defined]
+            raise
         return written
+
+
+def _file_offset(fd: int) -> int | None:
+    """Where the next write lands, for a regular file; None for a pipe or a terminal."""
+    try:
+        return os.lseek(fd, 0, os.SEEK_CUR) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+
+
+def _cut_back(fd: int, start: int | None, written: int, whole: int) -> bool:
+    """Truncate a regular file back to the end of the last whole line of a cut-short write,
+    unless another writer (another worker on the same file) has written after it."""
+    if start is None:
+        return False
+    try:
+        if os.fstat(fd).st_size != start + written:
+            return False
+        os.ftruncate(fd, start + whole)
+        os.lseek(fd, start + whole, os.SEEK_SET)
+    except OSError:
+        return False
+    return True
 
 
 def _encode(record: AuditRecord) -> bytes:

@@ -1,9 +1,12 @@
 """Self-signed CA and TLS serving certificate for the webhook.
 
 generate() writes ca.crt, ca.key, tls.crt and tls.key (PEM, ECDSA P-256) into a directory.
-It reuses a usable CA already in that directory, so re-running only rotates the serving
-certificate and the caBundle registered with the API server stays valid. ensure() is the
-server's embedded default: generate only when there is no serving pair yet.
+It reuses the CA already in that directory, so re-running only rotates the serving certificate
+and the caBundle registered with the API server stays valid; a CA it cannot use (unreadable,
+not a CA, expired, a key of another certificate) is refused with CertError rather than replaced.
+ensure() is the server's embedded default: generate only when there is no serving pair yet.
+new_ca(), issue_serving() and install() are the pieces the in-cluster rotation
+(webhook/serve/certrotator.py) builds its certificates and files with.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ KEY_MODE = 0o600
 CERT_MODE = 0o644
 
 CaKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+class CertError(ValueError):
+    """A CA that cannot be used; the message names the file (or Secret key) and why."""
 
 
 @dataclass(frozen=True)
@@ -65,17 +72,17 @@ def generate(
     writes: list[tuple[Path, bytes, int]] = []
     ca = _load_ca(files, now)
     if ca is None:
-        ca = _new_ca(now)
+        ca = new_ca(now)
         writes += [(files.ca_crt, _cert_pem(ca[0]), CERT_MODE), (files.ca_key, _key_pem(ca[1]), KEY_MODE)]
     ca_cert, ca_key = ca
 
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = _serving_cert(key, sans, ca_cert, ca_key, now, days)
+    cert = _serving_cert(key, sans, ca_cert, ca_key, now, now + dt.timedelta(days=days))
     # Certificate before key, the order gunicorn reads them in (cert then key, per
     # connection): a reader then sees a mismatched pair only if its two reads bracket both
     # replaces or fall between them, whereas key-first breaks any read overlapping the swap.
     writes += [(files.tls_crt, _cert_pem(cert), CERT_MODE), (files.tls_key, _key_pem(key), KEY_MODE)]
-    _install(writes)
+    install(writes)
     return files
 
 
@@ -113,22 +120,59 @@ def _general_name(name: str) -> x509.GeneralName:
 
 
 def _load_ca(files: CertFiles, now: dt.datetime) -> tuple[x509.Certificate, CaKey] | None:
-    """The CA in files if it can still sign, else None (and a new one gets made)."""
+    """The CA in files; None when there is none (neither file), so a new one gets made.
+
+    A CA that is there but cannot be used is refused, not replaced: a new CA would silently
+    invalidate the caBundle already registered with the API server."""
+    present = [p for p in (files.ca_crt, files.ca_key) if p.exists() or p.is_symlink()]
+    if not present:
+        return None
     try:
-        cert = x509.load_pem_x509_certificate(files.ca_crt.read_bytes())
-        key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
+        if len(present) == 1:
+            missing = files.ca_key if present[0] == files.ca_crt else files.ca_crt
+            raise CertError(f"{missing}: no such file, but {present[0]} is there")
+        try:
+            cert_pem, key_pem = files.ca_crt.read_bytes(), files.ca_key.read_bytes()
+        except OSError as exc:
+            raise CertError(f"{exc.filename}: cannot be read: {exc.strerror or exc}") from None
+        return load_ca(cert_pem, key_pem, now, str(files.ca_crt), str(files.ca_key))
+    except CertError as exc:
+        raise CertError(f"{exc}. Refusing to make a new CA: it would invalidate the caBundle "
+                        "registered with the API server. Fix the file, or move ca.crt and ca.key "
+                        "away to make a new CA (then register the new caBundle)") from None
+
+
+def load_ca(cert_pem: bytes, key_pem: bytes, now: dt.datetime, cert_name: str = "ca.crt",
+            key_name: str = "ca.key") -> tuple[x509.Certificate, CaKey]:
+    """The CA certificate and key of two PEM texts, if they can still sign; else CertError
+    naming `cert_name` or `key_name` and why."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        raise CertError(f"{cert_name}: holds no PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise CertError(f"{key_name}: holds no unencrypted PEM private key") from None
+    try:
         is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except (OSError, ValueError, TypeError, UnsupportedAlgorithm, x509.ExtensionNotFound):
-        return None
-    if not isinstance(key, CaKey) or not is_ca or cert.not_valid_after_utc <= now:
-        return None
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise CertError(f"{cert_name}: is not a CA certificate (no basicConstraints CA:TRUE)")
+    if not isinstance(key, CaKey):
+        raise CertError(f"{key_name}: is not an ECDSA or RSA key")
+    if cert.not_valid_after_utc <= now:
+        raise CertError(f"{cert_name}: expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
     # A torn earlier write could leave ca.crt and ca.key from different CAs.
     if _spki(key.public_key()) != _spki(cert.public_key()):
-        return None
+        raise CertError(f"{key_name}: is not the private key of the certificate in {cert_name}")
     return cert, key
 
 
-def _new_ca(now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def new_ca(now: dt.datetime, validity: dt.timedelta = CA_VALIDITY,
+           ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA (ECDSA P-256) valid from `now` (less CLOCK_SKEW) for `validity`."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_CN)])
     cert = (
@@ -138,7 +182,7 @@ def _new_ca(now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + CA_VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -147,13 +191,22 @@ def _new_ca(now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     return cert, key
 
 
+def issue_serving(
+    sans: list[x509.GeneralName], ca_cert: x509.Certificate, ca_key: CaKey, now: dt.datetime,
+    not_after: dt.datetime,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A new key and a serving certificate for `sans`, signed by the CA, valid until `not_after`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return _serving_cert(key, sans, ca_cert, ca_key, now, not_after), key
+
+
 def _serving_cert(
     key: ec.EllipticCurvePrivateKey,
     sans: list[x509.GeneralName],
     ca_cert: x509.Certificate,
     ca_key: CaKey,
     now: dt.datetime,
-    days: int,
+    not_after: dt.datetime,
 ) -> x509.Certificate:
     cn = str(sans[0].value)
     if len(cn) > 64:  # the X.520 upper bound for a CN; the SANs carry the real names anyway
@@ -170,7 +223,7 @@ def _serving_cert(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(digital_signature=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -196,17 +249,24 @@ def _spki(public_key: CertificatePublicKeyTypes) -> bytes:
     )
 
 
-def _cert_pem(cert: x509.Certificate) -> bytes:
+def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _key_pem(key: CaKey) -> bytes:
+def key_pem(key: CaKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 
-def _install(writes: Iterable[tuple[Path, bytes, int]]) -> None:
+_cert_pem, _key_pem = cert_pem, key_pem
+
+
+def same_key(key: CaKey, cert: x509.Certificate) -> bool:
+    return _spki(key.public_key()) == _spki(cert.public_key())
+
+
+def install(writes: Iterable[tuple[Path, bytes, int]]) -> None:
     """Put each file in place atomically, in order, so readers see whole old or whole new files.
 
     Everything is staged before the first rename so the renames happen back to back.

@@ -16,8 +16,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from webhook.serve.admission import STAGES, Admission, Evaluation
 from webhook.serve.auditlog import AuditLog, AuditRecord
@@ -31,6 +32,15 @@ PATHS = {f"/{stage}": stage for stage in STAGES}
 INTERNAL_ERROR = 500
 INTERNAL_ERROR_MESSAGE = "netguard failed while deciding this request; its log (stderr) has the details"
 StartResponse = Callable[..., Any]
+# Decoded JSON costs memory per object and array, not per byte: a dict with one key is 184 bytes
+# in CPython, so 8 MiB of `{"ab":1},` decodes to ~930,000 dicts and ~200 MiB. A real review holds
+# far fewer: a NetworkPolicy at etcd's 1.5 MiB limit (about 15,000 ipBlock peers, its
+# managedFields included) has under 100,000 objects and arrays, and an UPDATE carries two. A body
+# that could hold more than MAX_CONTAINERS (its count of `{` and `[`, an upper bound since strings
+# may hold some) is refused before it is decoded, which bounds a decode at ~50 MiB. Counting costs
+# a few ms for the largest body; small bodies, which cannot hold that many, are not counted.
+MAX_CONTAINERS = 250_000
+COUNT_CONTAINERS_FROM = 2 * MAX_CONTAINERS  # `{}` is two bytes: a shorter body cannot hold more
 
 
 def read_review(environ: dict[str, Any], limit: int) -> Any:
@@ -53,12 +63,24 @@ def read_review(environ: dict[str, Any], limit: int) -> Any:
     body = environ["wsgi.input"].read(size)
     if len(body) > limit:
         raise MalformedReview(f"body is over the {limit}-byte limit", 413)
+    if len(body) >= COUNT_CONTAINERS_FROM:
+        _refuse_dense(body)
     try:
         return jsoncodec.loads(body)
     except RecursionError:
         raise MalformedReview("body is nested too deeply to be an AdmissionReview") from None
     except ValueError as exc:  # also UnicodeDecodeError: the body is not UTF-8
         raise MalformedReview(f"body is not valid JSON: {exc}") from None
+
+
+def _refuse_dense(body: bytes) -> None:
+    if body[:4096].lstrip()[:1] != b"{":  # a prefix: stripping the whole body would copy it
+        raise MalformedReview("body is not a JSON object, so not an AdmissionReview")
+    containers = body.count(b"{") + body.count(b"[")
+    if containers > MAX_CONTAINERS:
+        raise MalformedReview(
+            f"body holds up to {containers} JSON objects and arrays, more than any Kubernetes object "
+            f"(at most {MAX_CONTAINERS} in a review): refused before decoding")
 
 
 def audit_annotations(evaluation: Evaluation) -> dict[str, str]:
@@ -73,7 +95,7 @@ def audit_annotations(evaluation: Evaluation) -> dict[str, str]:
     return annotations
 
 
-@functools.lru_cache(maxsize=None)  # a handful of statuses; the enum lookup costs a µs a call
+@functools.cache  # a handful of statuses; the enum lookup costs a µs a call
 def _status_line(status: int) -> str:
     return f"{status} {HTTPStatus(status).phrase}"
 

@@ -1,11 +1,13 @@
 """Serving under gunicorn over TLS.
 
-gthread workers keep connections alive 120 s, longer than kube-apiserver's 90 s idle timeout, so
-the client always closes first and never reuses a connection the server just dropped
-(docs/serving.md). gunicorn builds the TLS context for every accepted connection from the
-files on disk, so rotated certificates reach new connections without a restart. Every blocking
-socket call is bounded (--io-timeout), so clients that connect and stall cannot hold the worker
-threads.
+The worker is gthread with an intake in front of its threads (webhook/serve/worker.py): a
+connection reaches a thread only once its handshake and whole request are in, within one deadline
+(--io-timeout), so idle and slow clients cannot hold the threads. Kept-alive connections live 120
+s, longer than kube-apiserver's 90 s idle timeout, so the client always closes first and never
+reuses a connection the server just dropped (docs/serving.md). gunicorn builds the TLS context
+for every accepted connection from the files on disk, so rotated certificates reach new
+connections without a restart. With --metrics-bind, a second listener serves the health and
+metrics pages over plain HTTP.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from webhook.core.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.serve import tlsfiles
+from webhook.serve.intake import Limits
+from webhook.serve.worker import NetguardWorker
 
 log = logging.getLogger("netguard")
 KEEPALIVE_SECONDS = 120
@@ -35,9 +41,13 @@ ROTATION_RETRIES = 5
 # cost 1-3 µs per call (bench/README.md, Profile). Cyclic garbage now waits for 10,000 new
 # objects, a few MB at most.
 GC_YOUNG_THRESHOLD = 10_000
-# kube-apiserver sends a request whole, right after the handshake; a connection that stalls
-# longer than this in the middle of a handshake or a request is dropped (_BoundedSSLSocket).
+# kube-apiserver sends a request whole, right after the handshake: a connection that has not
+# delivered its handshake and whole request this long after it opened (or, kept alive, after its
+# next request began) is dropped, and no single read or write of a thread blocks longer.
 IO_TIMEOUT_SECONDS = 10.0
+# Connections per worker before the oldest that has not delivered a request is shed (capped
+# under the file descriptor limit, webhook/serve/worker.py).
+WORKER_CONNECTIONS = 4096
 
 
 @dataclass(frozen=True)
@@ -52,12 +62,22 @@ class ServeOptions:
     # kube-apiserver presents with an admission kubeconfig): others never reach the app.
     client_ca: Path | None = None
     io_timeout: float = IO_TIMEOUT_SECONDS
+    # Plain HTTP for /healthz, /readyz and /metrics (kubelet probes, Prometheus), beside the webhook port.
+    metrics_bind: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    def worker_class(self) -> type:
+        plain = frozenset([_port(self.metrics_bind)]) if self.metrics_bind else frozenset()
+        return type("NetguardWorker", (NetguardWorker,), {
+            "limits": Limits(body_bytes=self.max_body_bytes), "io_timeout": self.io_timeout,
+            "plain_ports": plain})
 
     def gunicorn_settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = {
-            "bind": [self.bind],
+            "bind": [self.bind, *([self.metrics_bind] if self.metrics_bind else [])],
             "workers": self.workers,
-            "worker_class": "gthread",
+            "worker_class": self.worker_class(),
+            "worker_connections": WORKER_CONNECTIONS,
             "threads": self.threads,
             "keepalive": KEEPALIVE_SECONDS,
             "timeout": self.timeout,
@@ -83,6 +103,10 @@ class ServeOptions:
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
+def _port(bind: str) -> int:
+    return int(bind.rsplit(":", 1)[1])
+
+
 def prepare_metrics_dir(path: str) -> None:
     """Point prometheus_client's multiprocess mode at an empty folder.
 
@@ -99,14 +123,10 @@ def prepare_metrics_dir(path: str) -> None:
 class _BoundedSSLSocket(ssl.SSLSocket):
     """A server-side TLS socket on which "blocking" means "blocking for at most `io_timeout`".
 
-    gunicorn's gthread worker hands a new connection to a pool thread as soon as its first
-    bytes arrive, then does the handshake and reads the request in blocking mode, with no
-    timeout: a client that completes the handshake (or half of it) and then sends nothing holds
-    that thread until it disconnects. `--threads` such clients, per worker, and netguard answers
-    no one; behind failurePolicy Fail, nobody can change a Service. Bounding every blocking call
-    frees the thread after `io_timeout` (gunicorn logs "Socket error processing request" with a
-    TimeoutError and closes the connection). Kept-alive connections wait in gunicorn's poller,
-    not in a thread, so the keepalive is not shortened.
+    A thread gets a connection only once its request is in (webhook/serve/worker.py), so what
+    it still does on the socket is write the answer: a client that stops reading cannot hold
+    the thread longer than `io_timeout` (gunicorn logs "Socket error processing request" with a
+    TimeoutError and closes the connection).
     """
 
     io_timeout: float = IO_TIMEOUT_SECONDS

@@ -40,7 +40,7 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
         return allow(f"no LoadBalancer Service in {ns} depends on default-deny {name}",
                      rule=NAME, confirm_live=True)
     found = violation(NAME,
-                      messages.guard_denied(ns, name, req.operation, view.load_balancers),
+                      messages.guard_denied(ns, name, req.operation, view.load_balancers, rule=NAME),
                       messages.guard_summary(ns, name, len(view.load_balancers)), confirm_live=True)
     return apply_action(found, ctx.own.action)
 
@@ -65,7 +65,8 @@ def _cancelling(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) ->
         return allow(f"no LoadBalancer Service in {ns} depends on its default-deny, which "
                      f"{name} would cancel for {messages.families(opened)}", rule=NAME, confirm_live=True)
     found = violation(NAME,
-                      messages.guard_cancel_denied(ns, name, req.operation, opened, view.load_balancers),
+                      messages.guard_cancel_denied(ns, name, req.operation, opened, view.load_balancers,
+                                                   rule=NAME),
                       messages.guard_cancel_summary(ns, name, opened, len(view.load_balancers)),
                       confirm_live=True)
     return apply_action(found, ctx.own.action)

@@ -67,8 +67,9 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
     summary = messages.loadbalancer_summary(ns, name)
     if req.dry_run and action == Action.DENY and ctx.own.dry_run == DryRunMode.WARN:
         # Flux dry-runs a whole stage before applying it; this is the documented escape hatch.
-        action, summary = Action.WARN, messages.dry_run_summary(summary)
-    found = violation(NAME, messages.loadbalancer_denied(ns, name, req.operation),
+        action, summary = Action.WARN, messages.dry_run_summary(ns, name)
+    found = violation(NAME, messages.loadbalancer_denied(ns, name, req.operation, rule=NAME,
+                                                         from_flux=req.from_flux),
                       summary, confirm_live=True)
     return apply_action(found, action)
 
@@ -79,7 +80,7 @@ def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleCont
     ns, name, service = req.namespace, req.name, req.object or {}
     cancelling = view.cancelling_policies()
     if cancelling:
-        return [messages.cancelled_default_deny(ns, cancelling, view.open_families())]
+        return [messages.cancelled_default_deny(ns, name, cancelling, view.open_families())]
     warnings = []
     closed = reachability.unreachable_ports(service, view)
     if closed:
@@ -98,7 +99,7 @@ def scan_view(view: NamespaceView, ctx: RuleContext) -> Iterator[Violation]:
     # A cancelling policy matters only where a default-deny exists to be cancelled.
     for name in view.cancelling_policies():
         yield Violation(CANCELLED, ns, name, "NetworkPolicy",
-                        messages.cancelled_default_deny(ns, [name], view.open_families()))
+                        messages.cancelling_finding(ns, name, view.open_families()))
 
 
 RULE = Rule(

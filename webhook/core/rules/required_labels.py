@@ -33,10 +33,11 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
     old_labels = metadata_map(req.old_object, "labels")
     if req.operation == "UPDATE" and all(key not in old_labels for key in missing):
         # The object lacked them before this update: an existing violation, warned, not blocked.
-        found = violation(NAME, "", f"existing violation: {summary}")
+        found = violation(NAME, "", messages.existing_labels_summary(req.kind, req.namespace,
+                                                                     req.name, missing))
         return apply_action(found, Action.AUDIT if action == Action.AUDIT else Action.WARN)
     message = messages.labels_denied(req.kind, req.namespace, req.name, missing,
-                                     ctx.labels.from_namespace)
+                                     ctx.labels.from_namespace, rule=NAME)
     return apply_action(violation(NAME, message, summary), action)
 
 

@@ -1,0 +1,385 @@
+"""netguard's gunicorn worker: gthread, with connections that cost a thread only once their request is in.
+
+gunicorn's gthread worker (one main loop around a selector, a pool of threads for requests) stays
+the model, and its plain-WSGI path is unchanged: this subclass only decides *when* a connection
+reaches a thread. Until then it is an `Intake` (webhook/serve/intake.py) advanced by the main
+loop without blocking: the TLS handshake, the head and the body, under one deadline
+(`--io-timeout`). So:
+
+- idle, slow (slowloris) and half-open clients hold a socket and a few KiB, not a thread, and are
+  dropped at their deadline; kept-alive connections wait in gunicorn's poller as before, and their
+  next request goes through the same intake;
+- at the connection cap the oldest connection that has not delivered a request is shed to make
+  room, so a flood of idle sockets delays nobody (and kubelet probes keep answering);
+- request bytes held per worker are bounded (`Limits.budget_bytes`); requests over
+  `Limits.large_bytes` reach a thread one at a time, and memory is given back after each;
+- closing a connection never blocks the main loop (gunicorn lingers on the main thread for up to
+  2 s per close); on SIGTERM, idle kept-alive and idle intake connections close at once and
+  requests in flight are answered.
+
+Listeners on `plain_ports` (`--metrics-bind`) are served without TLS.
+docs/serving.md explains the choice against gevent and per-call timeouts, with measurements in
+bench/README.md. This subclass uses gthread's internals, which is why pyproject.toml pins
+gunicorn's major version; tests/serve/test_connection_flood.py exercises every override.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import ctypes.util
+import errno
+import gc
+import logging
+import resource
+import selectors
+import socket
+import time
+from functools import partial
+from typing import Any, ClassVar
+
+from gunicorn import http
+from gunicorn import sock as gsock
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from webhook.serve.intake import Intake, Limits, Progress
+
+log = logging.getLogger("netguard")
+# How long a closed connection may take to read our last answer and close its side.
+LINGER_SECONDS = 2.0
+# What a partial request may still take once SIGTERM arrived: the worker must exit in about 2 s.
+STOP_GRACE_SECONDS = 1.0
+# File descriptors kept free for everything else a worker opens (metrics files, the API watch).
+SPARE_FDS = 64
+MAX_LINGERING = 256
+
+
+class _BoundedSocket(socket.socket):
+    """A plain socket on which gunicorn's "blocking" means "blocking for at most io_timeout"
+    (the TLS sockets get the same from server._BoundedSSLSocket)."""
+
+    __slots__ = ()  # same layout as socket.socket: accepted sockets switch to this class in place
+    io_timeout: ClassVar[float] = 10.0
+
+    def settimeout(self, value: float | None) -> None:
+        super().settimeout(self.io_timeout if value is None else value)
+
+    def setblocking(self, flag: bool) -> None:
+        super().settimeout(self.io_timeout if flag else 0.0)
+
+
+class _Conn(TConn):
+    """gunicorn's connection; a graceful close hands the socket to the worker's lingering set
+    instead of draining it on the main thread."""
+
+    worker: Any = None
+    intake_bytes = 0  # request bytes charged to the worker's budget until the thread is done
+    large = False
+    close_after = False  # the body was over the limit: answer, then close without draining
+
+    def close(self, graceful: bool = False) -> None:
+        if graceful and self.worker is not None:
+            self.worker.linger(self.sock)
+        else:
+            super().close()
+
+
+class NetguardWorker(ThreadWorker):
+    limits: ClassVar[Limits] = Limits(body_bytes=8 * 1024 * 1024)
+    io_timeout: ClassVar[float] = 10.0
+    plain_ports: ClassVar[frozenset[int]] = frozenset()
+    large_at_once: ClassVar[int] = 1
+
+    def init_process(self) -> None:
+        self.worker_connections = _connection_cap(self.cfg.worker_connections)
+        self.max_keepalived = self.worker_connections - self.cfg.threads
+        self.intakes: collections.OrderedDict[Any, Intake] = collections.OrderedDict()
+        self.paused: collections.OrderedDict[Any, Intake] = collections.OrderedDict()
+        self.large_waiting: collections.deque[_Conn] = collections.deque()
+        self.lingering: collections.OrderedDict[Any, float] = collections.OrderedDict()
+        self.large_running = 0
+        self.held_bytes = 0
+        self.shed = 0
+        _pin_mmap_threshold()
+        self._plain_socket_class = type("BoundedSocket", (_BoundedSocket,), {"__slots__": (), "io_timeout": self.io_timeout})
+        super().init_process()
+
+    # -- accepting --------------------------------------------------------------------------
+
+    def accept(self, listener: Any) -> None:
+        try:
+            client, address = listener.accept()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                self._shed_one()  # out of descriptors: make room for the next try
+            return  # else EAGAIN (another worker took it), ECONNABORTED: nothing to do
+        self.nr_conns += 1
+        # gthread stops accepting at the cap; shedding first keeps a slot for the next client.
+        if self.nr_conns >= self.worker_connections:
+            self._shed_one()
+        client.setblocking(False)
+        server = listener.getsockname()
+        plain = server[1] in self.plain_ports if isinstance(server, tuple) else False
+        if plain:
+            client.__class__ = self._plain_socket_class
+        conn = _Conn(self.cfg, client, address, server)
+        conn.worker = self
+        handshake = False
+        if not plain and self.cfg.is_ssl:
+            try:
+                conn.sock = gsock.ssl_context(self.cfg).wrap_socket(
+                    client, server_side=True, do_handshake_on_connect=False,
+                    suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
+            except (OSError, ValueError):
+                self._drop(conn)
+                return
+            handshake = True
+        else:
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+            conn.initialized = True
+        self._begin(conn, Intake(conn, time.monotonic() + self.io_timeout, self.limits, handshake))
+
+    def enqueue_req(self, conn: Any) -> None:
+        """Every way to a thread passes here (a kept-alive connection readable again, bytes
+        read ahead behind a request): its next request is read by an intake first."""
+        leftover = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        conn.sock.setblocking(False)
+        self._begin(conn, Intake(conn, time.monotonic() + self.io_timeout, self.limits, False, leftover))
+
+    # -- intake -----------------------------------------------------------------------------
+
+    def _begin(self, conn: Any, intake: Intake) -> None:
+        self.intakes[conn] = intake
+        self.held_bytes += len(intake.buffer)
+        self._advance(intake, registered=False)
+
+    def _advance(self, intake: Intake, registered: bool = True) -> None:
+        conn = intake.conn
+        own = len(intake.buffer)
+        room = max(self.limits.small_bytes - own, self.limits.budget_bytes - self.held_bytes)
+        progress = intake.advance(room)
+        self.held_bytes += intake.read_bytes
+        if progress is Progress.WAIT:
+            events = selectors.EVENT_READ if intake.wants == Intake.READ else selectors.EVENT_WRITE
+            callback = partial(self._on_ready, intake)
+            if registered:
+                self.poller.modify(conn.sock, events, callback)
+            else:
+                self.poller.register(conn.sock, events, callback)
+            return
+        if registered:
+            self.poller.unregister(conn.sock)
+        if progress is Progress.PAUSED:
+            self.paused[conn] = intake
+        elif progress is Progress.CLOSE:
+            self._end_intake(intake)
+            self._drop(conn)
+        else:
+            self._ready(intake)
+
+    def _on_ready(self, intake: Intake, _fileobj: Any) -> None:
+        self._advance(intake)
+
+    def _ready(self, intake: Intake) -> None:
+        conn = intake.conn
+        del self.intakes[conn]
+        if conn.parser is None:  # the handshake just finished
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+            conn.initialized = True
+        conn.data_ready = True
+        conn.intake_bytes = len(intake.buffer)
+        conn.close_after = intake.frame.oversized
+        conn.large = len(intake.buffer) > self.limits.large_bytes
+        conn.parser.unreader.unread(bytes(intake.buffer))
+        intake.buffer = bytearray()
+        if conn.large and self.large_running >= self.large_at_once:
+            self.large_waiting.append(conn)
+            return
+        self._dispatch(conn)
+
+    def _dispatch(self, conn: Any) -> None:
+        if conn.large:
+            self.large_running += 1
+        super().enqueue_req(conn)
+
+    def _end_intake(self, intake: Intake) -> None:
+        self.intakes.pop(intake.conn, None)
+        self.paused.pop(intake.conn, None)
+        self.held_bytes -= len(intake.buffer)
+
+    def _drop(self, conn: Any) -> None:
+        self.nr_conns -= 1
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+
+    def _shed_one(self) -> None:
+        """At the cap, the oldest connection that has not delivered a request makes room
+        (legitimate clients send theirs within milliseconds), else the oldest idle kept-alive."""
+        for conn, intake in self.intakes.items():
+            if conn not in self.paused:
+                self._close_intake(intake)
+                self.shed += 1
+                return
+        if self.keepalived_conns:
+            conn = self.keepalived_conns.popleft()
+            self.poller.unregister(conn.sock)
+            self._drop(conn)
+            self.shed += 1
+
+    def _close_intake(self, intake: Intake) -> None:
+        if intake.conn not in self.paused:
+            try:
+                self.poller.unregister(intake.conn.sock)
+            except (KeyError, ValueError, OSError):
+                pass
+        self._end_intake(intake)
+        self._drop(intake.conn)
+
+    # -- after a request --------------------------------------------------------------------
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        self.held_bytes -= conn.intake_bytes
+        conn.intake_bytes = 0
+        if conn.large:
+            conn.large = False
+            self.large_running -= 1
+            _give_memory_back()
+        super().finish_request(conn, fs)
+        while self.large_waiting and self.large_running < self.large_at_once:
+            self._dispatch(self.large_waiting.popleft())
+        self._resume_paused()
+
+    def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
+        if conn.close_after:
+            return False  # the unread body of a refused request is not worth draining
+        return super()._keepalive_after(conn, keepalive)
+
+    def _resume_paused(self) -> None:
+        # Oldest first; each resumed intake either reads (and may pause again) or finishes.
+        for _ in range(len(self.paused)):
+            if self.held_bytes >= self.limits.budget_bytes:
+                return
+            _, intake = self.paused.popitem(last=False)
+            self._advance(intake, registered=False)
+
+    def linger(self, sock: Any) -> None:
+        """Close after the client has read our answer, without waiting on the main loop: half
+        close now, drop the socket when the client closes its side or LINGER_SECONDS pass."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, self._drain)
+        except (OSError, ValueError, KeyError):
+            _close(sock)
+            return
+        self.lingering[sock] = time.monotonic() + LINGER_SECONDS
+        if len(self.lingering) > MAX_LINGERING:
+            self._stop_lingering(next(iter(self.lingering)))
+
+    def _drain(self, sock: Any) -> None:
+        try:
+            if sock.recv(RECV_DRAIN):
+                return
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self._stop_lingering(sock)
+
+    def _stop_lingering(self, sock: Any) -> None:
+        self.lingering.pop(sock, None)
+        try:
+            self.poller.unregister(sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        _close(sock)
+
+    # -- deadlines and stopping -------------------------------------------------------------
+
+    def murder_pending(self) -> None:
+        """Called by gthread's loop about once a second, and while stopping."""
+        super().murder_pending()
+        now = time.monotonic()
+        for intake in [i for i in self.intakes.values() if i.deadline <= now]:
+            log.debug("netguard: dropped a connection that did not deliver a request in time")
+            self._close_intake(intake)
+        for sock in [s for s, until in self.lingering.items() if until <= now]:
+            self._stop_lingering(sock)
+
+    def _cap_keepalive(self, deadline: float) -> None:
+        """SIGTERM: connections idle for longer than STOP_GRACE_SECONDS (kept alive, or opened and
+        silent) close at once, so the apiserver opens new ones, to a replica that is not
+        stopping; partial requests, connections opened just now and kept-alive connections used
+        just now get STOP_GRACE_SECONDS."""
+        now = time.monotonic()
+        # The deque is ordered by when each connection went idle: the long idle ones are a prefix,
+        # so the order (which murder_keepalived relies on) holds. A connection idle for less than
+        # the grace is probably in use, its next request on the wire: it is answered with
+        # "Connection: close" if that request comes within the grace.
+        for conn in self.keepalived_conns:
+            idle_for = now - (conn.timeout - self.cfg.keepalive)
+            conn.timeout = now if idle_for > STOP_GRACE_SECONDS else min(conn.timeout, now + STOP_GRACE_SECONDS)
+        self.murder_keepalived()
+        for intake in list(self.intakes.values()):
+            # A connection opened just now is probably a request on its way: it gets the grace.
+            if intake.idle and now - intake.started > STOP_GRACE_SECONDS:
+                self._close_intake(intake)
+            else:
+                intake.deadline = min(intake.deadline, now + STOP_GRACE_SECONDS)
+
+
+RECV_DRAIN = 64 * 1024
+
+
+def _close(sock: Any) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _connection_cap(configured: int) -> int:
+    """Raise the soft file limit to the hard one (the usual 1024 is too few for a flood of idle
+    sockets) and keep the connection cap under it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = configured + 4 * SPARE_FDS if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+            soft = max(soft, target)
+        except (ValueError, OSError):
+            pass
+    return max(1, min(configured, soft - SPARE_FDS))
+
+
+_LIBC: list[Any] = []
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+MMAP_THRESHOLD_BYTES = 1024 * 1024
+
+
+def _libc() -> Any:
+    if not _LIBC:
+        name = ctypes.util.find_library("c")
+        _LIBC.append(ctypes.CDLL(name) if name else None)
+    return _LIBC[0]
+
+
+def _pin_mmap_threshold() -> None:
+    """glibc serves allocations over its mmap threshold from their own mappings, returned to the
+    system on free; but after the first such free it raises the threshold (up to 32 MiB), and
+    the next request bodies of a few MiB land on the heap, which it does not shrink. Pinning
+    the threshold at 1 MiB keeps every large body's memory returnable (mallopt(3))."""
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
+def _give_memory_back() -> None:
+    """After a large request: collect what cycles it left and hand free heap pages back to the
+    system (glibc keeps them otherwise; the worker's RSS would stay at its peak)."""
+    gc.collect()
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
