@@ -122,7 +122,7 @@ def test_kubectl_kustomize_variants_validate_strictly():
     variants = kubectl_variants()
     assert {name.rsplit(" ", 1)[1] for name in variants} == {
         "manifests", "manifests/base", "manifests/cert-manager", "manifests/no-match-conditions",
-        "manifests/self-managed-certs"}
+        "manifests/monitoring", "manifests/self-managed-certs"}
     validate_all(variants)
 
 

@@ -519,7 +519,7 @@ def kustomizations() -> list[Path]:
 
 def test_kustomization_files_exist_and_parse():
     assert {p.parent.relative_to(MANIFESTS).as_posix() for p in kustomizations()} == {
-        ".", "base", "cert-manager", "no-match-conditions", "self-managed-certs"}
+        ".", "base", "cert-manager", "monitoring", "no-match-conditions", "self-managed-certs"}
     for path in kustomizations():
         kustomization = yaml.safe_load(path.read_text())
         assert kustomization["kind"] == "Kustomization", path

@@ -393,6 +393,35 @@ def test_only_the_namespace_labels_asked_for_are_kept(server, make_inventory):
     assert dict(inv.confirm("shop").labels) == {"team": "payments"}
 
 
+def labelled(obj: dict[str, Any], **labels: str) -> dict[str, Any]:
+    return {**obj, "metadata": {**obj["metadata"], "labels": labels}}
+
+
+def test_views_record_the_objects_lacking_required_labels_through_lists_events_and_relists(server, make_inventory):
+    server.put(SERVICES, labelled(service("quiet", "tagged"), team="a", tier="b"))
+    inv = make_inventory(required_labels=["team", "tier"])
+    inv.start()
+    eventually(inv.ready, "ready")
+    assert dict(inv.view("shop").unlabelled) == {
+        ("NetworkPolicy", "default-deny"): ("team", "tier"), ("NetworkPolicy", "allow-web"): ("team", "tier"),
+        ("Service", "web"): ("team", "tier"), ("Service", "api"): ("team", "tier")}
+    assert dict(inv.view("quiet").unlabelled) == {}  # "tagged" has both
+    server.put(SERVICES, labelled(service("shop", "api"), team="a"))
+    eventually(lambda: inv.view("shop").unlabelled.get(("Service", "api")) == ("tier",), "MODIFIED")
+    server.delete(POLICIES, "allow-web", "shop")
+    eventually(lambda: ("NetworkPolicy", "allow-web") not in inv.view("shop").unlabelled, "DELETED")
+    # A relist replaces what it lists, and only that kind's entries.
+    server.put(SERVICES, labelled(service("shop", "web", "LoadBalancer"), team="a", tier="b"), silent=True)
+    server.compact(SERVICES, "event")
+    eventually(lambda: ("Service", "web") not in inv.view("shop").unlabelled, "the relisted services")
+    assert dict(inv.view("shop").unlabelled) == {
+        ("NetworkPolicy", "default-deny"): ("team", "tier"), ("Service", "api"): ("tier",)}
+
+
+def test_without_required_labels_views_record_none(inventory):
+    assert all(not v.unlabelled for v in inventory.views())
+
+
 def test_from_kubeconfig_sends_the_credentials(server, tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(f"""

@@ -251,3 +251,20 @@ def test_label_values_handed_in_directly_are_made_strings():
         "name": "shop", "labels": {"since": datetime.date(2024, 1, 1), "replicas": 3, "on": True, "empty": None}}}])
     assert dict(inventory.view("shop").labels) == {"since": "2024-01-01", "replicas": "3", "on": "true",
                                                   "empty": ""}
+
+
+def test_the_view_scan_finds_the_required_labels_violations_audit_finds_object_by_object():
+    from webhook.core.violations import scan_objects, scan_views
+
+    shipped = settings(required=("team", "tier"))
+    services = [service("web", namespace="shop", labels={"team": "a"}), service("api", namespace="shop"),
+                service("ok", namespace="shop", labels={"team": "a", "tier": "b"})]
+    policies = [policy("deny", namespace="shop", labels={"tier": "b"}), policy("other", namespace="kube-system")]
+    inventory = OfflineInventory([namespace("shop"), *services, *policies], required_labels=("team", "tier"))
+    from_views = [v for v in scan_views(inventory.views(), shipped) if v.rule == "required-labels"]
+    from_objects = scan_objects("Service", services, shipped) + scan_objects("NetworkPolicy", policies, shipped)
+    assert sorted(from_views, key=lambda v: v.sort_key()) == sorted(from_objects, key=lambda v: v.sort_key())
+    assert {(v.kind, v.name) for v in from_views} == {("Service", "web"), ("Service", "api"), ("NetworkPolicy", "deny")}
+    # Views built without the required keys (netguard audit's) hold none: audit counts each once.
+    assert not [v for v in scan_views(OfflineInventory([*services, *policies]).views(), shipped)
+                if v.rule == "required-labels"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,7 +16,8 @@ REQUESTS = 12
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("metrics"), workers=2).start()
+    folder = tmp_path_factory.mktemp("metrics")
+    srv = Server(folder, workers=2, env={"PROMETHEUS_MULTIPROC_DIR": str(folder / "prometheus")}).start()
     yield srv
     assert srv.stop() == 0
 
@@ -31,8 +33,12 @@ def samples(server: Server) -> dict[tuple[str, tuple], float]:
 
 
 def wait_until_every_worker_reports_ready(server: Server) -> None:
+    """Both workers have made their readiness gauge (a file each: a worker still booting has none,
+    and the minimum over the others would read 1 without it) and reported ready."""
+    folder = Path(server.env["PROMETHEUS_MULTIPROC_DIR"])
     deadline = time.monotonic() + 20
-    while samples(server).get(("netguard_inventory_ready", ())) != 1:
+    while (len(list(folder.glob("gauge_livemin_*.db"))) < 2
+           or samples(server).get(("netguard_inventory_ready", ())) != 1):
         assert time.monotonic() < deadline, "a worker never reported ready"
         time.sleep(0.05)
 
@@ -52,9 +58,12 @@ def test_counts_add_up_across_workers(two_workers):
     two_workers.request("POST", "/validate", b"{bad", {"Content-Type": "application/json"})
     # Each worker writes its counts at least once a second (webhook/serve/metrics.py): the worker
     # that answers a scrape reports its own calls at once, the other's within FLUSH_SECONDS.
+    # A flush writes the durations before the counts, so a scrape between the two sees one but
+    # not yet the other: wait for all three.
     deadline = time.monotonic() + FLUSH_SECONDS + 10
-    while samples(two_workers).get(COUNT) != REQUESTS + 1:
-        assert time.monotonic() < deadline, f"counts never added up: {samples(two_workers).get(COUNT)}"
+    wanted = {COUNT: REQUESTS + 1, DENIED: REQUESTS, ERRORS: 1}
+    while {k: samples(two_workers).get(k) for k in wanted} != wanted:
+        assert time.monotonic() < deadline, f"counts never added up: {samples(two_workers)}"
         time.sleep(0.1)
     for _ in range(4):  # whichever worker answers the scrape, it reports all workers' samples
         found = samples(two_workers)
@@ -63,6 +72,6 @@ def test_counts_add_up_across_workers(two_workers):
         assert found[COUNT] == REQUESTS + 1
         buckets = {dict(labels)["le"] for (name, labels) in found
                    if name == "netguard_admission_duration_seconds_bucket"}
-        assert buckets == {"0.005", "0.025", "0.1", "0.5", "1.0", "2.5", "+Inf"}
+        assert buckets == {"0.005", "0.025", "0.1", "0.5", "1.0", "2.5", "5.0", "10.0", "+Inf"}
         # A worker still booting reports 0 until its app is built; both are up by now.
         assert found[("netguard_inventory_ready", ())] == 1

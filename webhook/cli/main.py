@@ -47,10 +47,10 @@ def _inventory_factory(args: argparse.Namespace, settings: Settings):
         except ObjectsError as exc:
             problems = getattr(exc, "problems", None) or [str(exc)]
             raise SystemExit("\n".join(f"netguard: --objects: {p}" for p in problems))
-        return lambda: OfflineInventory.from_path(args.objects)
+        return lambda: OfflineInventory.from_path(args.objects, settings.labels.required)
 
     from webhook.inventory.cluster import ClusterInventory
-    options = dict(namespace_labels=settings.labels.from_namespace)
+    options = dict(namespace_labels=settings.labels.from_namespace, required_labels=settings.labels.required)
     if args.kubeconfig:
         try:  # load once here to fail early on a bad kubeconfig; workers load their own
             ClusterInventory.from_kubeconfig(args.kubeconfig)
@@ -123,6 +123,7 @@ def _run_server(args: argparse.Namespace) -> int:
         inventory.start()
         metrics = Metrics()
         metrics.start()  # flushes the batched admission counts every second (webhook/serve/metrics.py)
+        metrics.watch_certificates(cert_dir)  # netguard_certificate_expiry_timestamp_seconds
         Monitor(inventory, settings, metrics).start()
         if make_rotator is not None:  # one worker per pod keeps the certificates current
             managedcerts.start_in_worker(make_rotator, cert_dir)
@@ -135,7 +136,11 @@ def _run_server(args: argparse.Namespace) -> int:
     options = ServeOptions(bind=args.bind, certs=cert_dir, workers=args.workers, threads=args.threads,
                            client_ca=client_ca, io_timeout=args.io_timeout or IO_TIMEOUT_SECONDS,
                            metrics_bind=args.metrics_bind, max_body_bytes=settings.max_body_bytes)
-    NetguardServer(options, app_factory).run()
+    server = NetguardServer(options, app_factory)
+    if args.log_format == "json":  # before run(): gunicorn makes its logger when it starts
+        from webhook.serve.jsonlog import JsonLogger
+        server.cfg.set("logger_class", JsonLogger)
+    server.run()
     return 0
 
 
@@ -224,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="drop a connection that stalls this long inside a TLS handshake or a "
                             "request (default 10 s, webhook.serve.server.IO_TIMEOUT_SECONDS)")
     serve.add_argument("--metrics-bind", type=flags.bind_address, default=None, help="also serve /healthz, /readyz and /metrics over plain HTTP on HOST:PORT (for kubelet probes and Prometheus)")
+    serve.add_argument("--log-format", choices=("text", "json"), default="text",
+                       help="stderr lines as gunicorn writes them (text, the default) or one JSON "
+                            "object each (json); the audit log on stdout is JSON either way")
     serve.set_defaults(func=_serve)
 
     cert = sub.add_parser("certs", help="generate a CA and a serving certificate")

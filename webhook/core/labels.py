@@ -7,7 +7,7 @@ value puts an Argo CD app out of sync, an added one does not).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from webhook.core import netpol
 from webhook.core.cloud import is_internal_load_balancer
@@ -60,6 +60,14 @@ def _direction_label(prefix: str, directions: frozenset[str]) -> str:
 def metadata_map(obj: Mapping[str, Any] | None, field: str) -> Mapping[str, str]:
     metadata = (obj or {}).get("metadata") or {}
     return metadata.get(field) or {}
+
+
+def missing_labels(obj: Mapping[str, Any] | None, required: Iterable[str]) -> tuple[str, ...]:
+    """The keys of `required` the object's labels lack, in `required`'s order."""
+    labels = metadata_map(obj, "labels")
+    if not isinstance(labels, Mapping):
+        labels = {}
+    return tuple(key for key in required if key not in labels)
 
 
 def owned_labels(kind: str, obj: Mapping[str, Any], prefix: str) -> dict[str, str]:

@@ -31,8 +31,12 @@ def _discover() -> tuple[Rule, ...]:
 RULES: tuple[Rule, ...] = _discover()
 BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
 RULE_NAMES: tuple[str, ...] = tuple(BY_NAME)
-# Every `rule` a scan can report: the series of the netguard_violations gauge.
-FINDINGS: tuple[str, ...] = tuple(f for rule in RULES if rule.scan_view for f in rule.findings)
+# The rule each name a scan reports belongs to: a scan may report more than its rule's own name
+# (loadbalancer-requires-default-deny's also reports cancelled-default-deny policies).
+RULE_OF_FINDING: dict[str, str] = {f: rule.name for rule in RULES for f in rule.findings}
+# The rules the periodic scan of namespace views checks: the series of the netguard_violations
+# gauge, one per rule name (a rule's findings are counted under its own name).
+VIEW_SCANNED: tuple[str, ...] = tuple(rule.name for rule in RULES if rule.scan_view)
 
 
 def rule(name: str) -> Rule:

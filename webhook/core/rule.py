@@ -28,7 +28,8 @@ class RuleContext:
 Admit = Callable[[AdmissionRequest, NamespaceView, RuleContext], Optional[Decision]]
 # What is wrong in one namespace view as it stands (the periodic scan and `netguard audit`).
 ScanView = Callable[[NamespaceView, RuleContext], Iterable[Violation]]
-# What is wrong with one stored object (`netguard audit` only: views keep no object labels).
+# What is wrong with one stored object (`netguard audit`, which builds its views without the
+# object facts the periodic scan keeps, such as `NamespaceView.unlabelled`).
 ScanObject = Callable[[str, Mapping[str, Any], RuleContext], Iterable[Violation]]
 
 
@@ -43,8 +44,9 @@ class Rule:
     options: the rule's configuration keys, `action` first.
     scan_view / scan_object: how `netguard audit` and the periodic scan find existing violations;
     None when the rule is about changes only (there is nothing to find in a state).
-    findings: the `rule` names its scans report (the netguard_violations series); by default
-    the rule's own name when it scans.
+    findings: the `rule` names its scans report (`netguard audit` shows them; the
+    netguard_violations series counts them all under the rule's name); by default the rule's
+    own name when it scans.
     """
 
     name: str

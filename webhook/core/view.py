@@ -52,6 +52,11 @@ class NamespaceView:
     load_balancers: frozenset[str] = frozenset()
     known: bool = False
     complete: bool = True
+    # The Services and NetworkPolicies that lack keys of `labels.required`, (kind, name) -> the
+    # keys they lack: what the periodic scan reports for required-labels. Only an inventory told
+    # the required keys keeps them (the server's); admission reads the request's own labels, so
+    # they take no part in comparing views.
+    unlabelled: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=lambda: _EMPTY, compare=False)
     # Stamps for the audit log: they say where the view came from, not what it holds, so they
     # take no part in comparing views (`fingerprint`).
     resource_version: str = field(default="", compare=False)  # of the newest object it was built from
@@ -113,6 +118,17 @@ class NamespaceView:
     def without_policy(self, name: str) -> "NamespaceView":
         return replace(self, policies=MappingProxyType(
             {k: v for k, v in self.policies.items() if k != name}))
+
+    def with_unlabelled(self, kind: str, name: str, missing: tuple[str, ...]) -> "NamespaceView":
+        """The view with object `kind`/`name` lacking the `missing` label keys (none: it lacks
+        none, or it is gone)."""
+        key = (kind, name)
+        if self.unlabelled.get(key, ()) == missing:
+            return self  # nothing changes: keep the view (and skip the copy)
+        kept = {k: v for k, v in self.unlabelled.items() if k != key}
+        if missing:
+            kept[key] = missing
+        return replace(self, unlabelled=MappingProxyType(kept) if kept else _EMPTY)
 
     def with_load_balancer(self, name: str, is_load_balancer: bool) -> "NamespaceView":
         if (name in self.load_balancers) == is_load_balancer:

@@ -35,7 +35,7 @@ from urllib.parse import quote
 from kubernetes.client.api_client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from webhook.core.labels import is_load_balancer
+from webhook.core.labels import is_load_balancer, missing_labels
 from webhook.core.request import AdmissionRequest
 from webhook.core.view import NamespaceView, PolicySummary
 from webhook.inventory import kube
@@ -102,7 +102,8 @@ class ClusterInventory:
     `confirm_timeout` the (connect, read) timeout of each live read; a watch failing for longer
     than `unhealthy_after` seconds makes `healthy()` False. `namespace_labels` names the only
     namespace label keys worth keeping (the rules read just `labels.fromNamespace`); None keeps
-    them all.
+    them all. `required_labels` (`labels.required`) makes views record which Services and
+    NetworkPolicies lack any of them, for the periodic scan.
     """
 
     lags = True  # a watch cache: answers that rest on it are confirmed live
@@ -110,13 +111,14 @@ class ClusterInventory:
     def __init__(self, api_client: ApiClient, *, timing: Timing = Timing(),
                  confirm_timeout: tuple[float, float] = LIVE_READ_TIMEOUT,
                  unhealthy_after: float = 60.0, namespace_labels: Iterable[str] | None = None,
-                 owns_client: bool = False) -> None:
+                 required_labels: Iterable[str] = (), owns_client: bool = False) -> None:
         self._api_client = api_client
         self._owns_client = owns_client
         self._api = RawApi(api_client)
         self.confirm_timeout = confirm_timeout
         self.unhealthy_after = unhealthy_after
         self._keep_labels = frozenset(namespace_labels) if namespace_labels is not None else None
+        self._required = tuple(required_labels)
         self._lock = threading.Lock()  # writers only: readers take a view without it
         self._views: dict[str, NamespaceView] = {}
         self._summary = _Shared(65_536)
@@ -292,7 +294,7 @@ class ClusterInventory:
         """Swap in update(current view). Call with the lock held."""
         current = self._views.get(namespace) or NamespaceView(name=namespace)
         view = update(current)
-        if view.known or view.policies or view.load_balancers:
+        if view.known or view.policies or view.load_balancers or view.unlabelled:
             self._views[namespace] = view
         else:  # nothing left to say about it: an unknown namespace reads the same
             self._views.pop(namespace, None)
@@ -312,15 +314,33 @@ class ClusterInventory:
             v, labels=labels if labels is not None else _EMPTY, known=labels is not None))
 
     def _relist_policies(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
-        fresh = build.policies_by_namespace((o for o in items if self._key(o)), self._policy)
+        items = [o for o in items if self._key(o)]
+        fresh = build.policies_by_namespace(items, self._policy)
         maps = {ns: self._policy_map(p) for ns, p in fresh.items()}
         self._replace_all(maps, version, lambda v, p: replace(v, policies=p or _EMPTY))
+        self._relist_unlabelled("NetworkPolicy", items, version)
 
     def _relist_services(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
-        fresh = build.load_balancers_by_namespace(o for o in items if self._key(o))
+        items = [o for o in items if self._key(o)]
+        fresh = build.load_balancers_by_namespace(items)
         shared = {ns: self._names(frozenset(names)) for ns, names in fresh.items()}
         self._replace_all(shared, version, lambda v, names: replace(
             v, load_balancers=names or _NO_NAMES))
+        self._relist_unlabelled("Service", items, version)
+
+    def _relist_unlabelled(self, kind: str, items: list[Mapping[str, Any]], version: str) -> None:
+        """After a list of `kind`: each view's objects of that kind lacking required labels are
+        the listed ones (nothing to do when no label is required)."""
+        if not self._required:
+            return
+        fresh = build.unlabelled_by_namespace(kind, items, self._required)
+
+        def update(v: NamespaceView, found: dict | None) -> NamespaceView:
+            kept = {key: keys for key, keys in v.unlabelled.items() if key[0] != kind}
+            kept.update(found or {})
+            return replace(v, unlabelled=MappingProxyType(kept) if kept else _EMPTY)
+
+        self._replace_all(fresh, version, update)
 
     def _namespace_event(self, kind: str, obj: Mapping[str, Any]) -> None:
         name = _metadata(obj).get("name")
@@ -341,12 +361,14 @@ class ClusterInventory:
         namespace, name = key
         version = str(_metadata(obj).get("resourceVersion") or "")
         summary = None if kind == "DELETED" else self._policy(obj)
+        missing = () if kind == "DELETED" else missing_labels(obj, self._required)
 
         def update(v: NamespaceView) -> NamespaceView:
             policies = {k: p for k, p in v.policies.items() if k != name}
             if summary is not None:
                 policies[name] = summary
-            return replace(v, policies=self._policy_map(policies),
+            return replace(v.with_unlabelled("NetworkPolicy", name, missing),
+                           policies=self._policy_map(policies),
                            resource_version=_newer(v.resource_version, version))
 
         with self._lock:
@@ -359,10 +381,12 @@ class ClusterInventory:
         namespace, name = key
         version = str(_metadata(obj).get("resourceVersion") or "")
         balancer = kind != "DELETED" and is_load_balancer(obj)
+        missing = () if kind == "DELETED" else missing_labels(obj, self._required)
 
         def update(v: NamespaceView) -> NamespaceView:
             names = v.load_balancers | {name} if balancer else v.load_balancers - {name}
-            return replace(v, load_balancers=self._names(frozenset(names)) if names else _NO_NAMES,
+            return replace(v.with_unlabelled("Service", name, missing),
+                           load_balancers=self._names(frozenset(names)) if names else _NO_NAMES,
                            resource_version=_newer(v.resource_version, version))
 
         with self._lock:

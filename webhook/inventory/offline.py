@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from webhook.core.decide import REVIEWED
-from webhook.core.labels import is_load_balancer
+from webhook.core.labels import is_load_balancer, missing_labels
 from webhook.core.request import AdmissionRequest
 from webhook.core.view import NamespaceView
 from webhook.inventory.objects import STDIN, InputError, Manifest, read_manifests
@@ -51,13 +51,16 @@ def _vet(m: Manifest) -> list[str]:
 
 class OfflineInventory:
     lags = False  # nothing to confirm live: see Inventory.lags
-    def __init__(self, objects: Iterable[Mapping[str, Any]] = ()) -> None:
+    def __init__(self, objects: Iterable[Mapping[str, Any]] = (), required_labels: Iterable[str] = ()) -> None:
+        """`required_labels`: the keys of `labels.required`, so that views record which objects
+        lack them (for the periodic scan)."""
         self._lock = threading.Lock()
-        self._views: dict[str, NamespaceView] = build_views_of(objects)
+        self._required = tuple(required_labels)
+        self._views: dict[str, NamespaceView] = build_views_of(objects, self._required)
 
     @classmethod
-    def from_path(cls, root: str | Path | None) -> "OfflineInventory":
-        return cls(read_objects(root) if root else ())
+    def from_path(cls, root: str | Path | None, required_labels: Iterable[str] = ()) -> "OfflineInventory":
+        return cls(read_objects(root) if root else (), required_labels)
 
     def ready(self) -> bool:
         return True
@@ -95,4 +98,6 @@ class OfflineInventory:
                 view = view.without_policy(name) if deleted else view.with_policy(obj)
             else:
                 view = view.with_load_balancer(name, not deleted and is_load_balancer(obj))
+            if self._required:
+                view = view.with_unlabelled(kind, name, () if deleted else missing_labels(obj, self._required))
             self._views[namespace] = view

@@ -3,7 +3,8 @@ or as read from files): by the offline inventory, the live inventory's relists, 
 `netguard audit`.
 
 A view keeps only what the rules read (webhook/core/view.py): a namespace's labels, each policy
-as a `PolicySummary`, the names of the LoadBalancer Services. The live inventory passes its own
+as a `PolicySummary`, the names of the LoadBalancer Services, and (for the periodic scan, when
+given `labels.required`) which objects lack required label keys. The live inventory passes its own
 `summarize` and `share` so that equal values are stored once (webhook/inventory/cluster.py).
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Mapping  # not typing's: isinstance on it is slow
 from types import MappingProxyType
 from typing import Any, Callable, Iterable
 
-from webhook.core.labels import is_load_balancer
+from webhook.core.labels import is_load_balancer, missing_labels
 from webhook.core.view import NamespaceView, PolicySummary
 from webhook.inventory.objects import api_group
 
@@ -87,24 +88,49 @@ def load_balancers_by_namespace(services: Iterable[Mapping[str, Any]]) -> dict[s
     return found
 
 
+Unlabelled = dict[tuple[str, str], tuple[str, ...]]
+
+
+def unlabelled_by_namespace(kind: str, objects: Iterable[Mapping[str, Any]],
+                            required: tuple[str, ...]) -> dict[str, Unlabelled]:
+    """namespace -> {(kind, name): the keys of `required` the object lacks}, for objects of
+    `kind` that lack any (NamespaceView.unlabelled). Nothing at all when nothing is required."""
+    found: dict[str, Unlabelled] = {}
+    if not required:
+        return found
+    for obj in objects:
+        missing = missing_labels(obj, required)
+        if missing:
+            found.setdefault(sys.intern(namespace_of(obj)), {})[(kind, sys.intern(name_of(obj)))] = missing
+    return found
+
+
 def build_views(namespaces: Iterable[Mapping[str, Any]], policies: Iterable[Mapping[str, Any]],
                 services: Iterable[Mapping[str, Any]], *,
-                keep_labels: frozenset[str] | None = None) -> dict[str, NamespaceView]:
+                keep_labels: frozenset[str] | None = None,
+                required_labels: tuple[str, ...] = ()) -> dict[str, NamespaceView]:
     """One NamespaceView per namespace that holds an object or was listed itself. The lists say
     what each object is (list items from the API carry no `kind`); within a list, a later object
-    of the same name replaces an earlier one."""
+    of the same name replaces an earlier one. With `required_labels`, each view also records
+    which of its Services and NetworkPolicies lack any of them."""
+    policies, services = list(policies), list(services)
     labels = labels_by_namespace(namespaces, keep_labels)
     policy_maps = policies_by_namespace(policies)
     balancers = load_balancers_by_namespace(services)
+    unlabelled = unlabelled_by_namespace("Service", services, required_labels)
+    for ns, entries in unlabelled_by_namespace("NetworkPolicy", policies, required_labels).items():
+        unlabelled.setdefault(ns, {}).update(entries)
     return {
         name: NamespaceView(name=name, labels=labels.get(name, EMPTY_LABELS),
                             policies=MappingProxyType(policy_maps.get(name, {})),
-                            load_balancers=frozenset(balancers.get(name, ())), known=name in labels)
-        for name in sorted(set(labels) | set(policy_maps) | set(balancers))
+                            load_balancers=frozenset(balancers.get(name, ())), known=name in labels,
+                            unlabelled=MappingProxyType(unlabelled[name]) if name in unlabelled else EMPTY_LABELS)
+        for name in sorted(set(labels) | set(policy_maps) | set(balancers) | set(unlabelled))
     }
 
 
-def build_views_of(objects: Iterable[Mapping[str, Any]]) -> dict[str, NamespaceView]:
+def build_views_of(objects: Iterable[Mapping[str, Any]],
+                   required_labels: tuple[str, ...] = ()) -> dict[str, NamespaceView]:
     """build_views over a mixed list of objects that carry their kind (files, `check`); objects
     of other kinds (or of another API group, such as Calico's NetworkPolicy) are ignored."""
     by_kind: dict[str, list[Mapping[str, Any]]] = {"Namespace": [], "NetworkPolicy": [], "Service": []}
@@ -112,4 +138,5 @@ def build_views_of(objects: Iterable[Mapping[str, Any]]) -> dict[str, NamespaceV
         kind = state_kind(obj)
         if kind is not None:
             by_kind[kind].append(obj)
-    return build_views(by_kind["Namespace"], by_kind["NetworkPolicy"], by_kind["Service"])
+    return build_views(by_kind["Namespace"], by_kind["NetworkPolicy"], by_kind["Service"],
+                       required_labels=required_labels)

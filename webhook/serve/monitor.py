@@ -1,17 +1,20 @@
 """A per-worker background loop that keeps the gauges current and rescans for violations.
 
 Started by the app factory, after the fork. Every `scanIntervalSeconds` it publishes the
-inventory's readiness, the watch restarts since the last round, and the violations the
-inventory's views show (webhook/core/violations.py `scan_views`) as the netguard_violations gauge.
+inventory's readiness, the watch restarts since the last round, the violations the
+inventory's views show (webhook/core/violations.py `scan_views`) as the netguard_violations gauge
+(by rule name: a rule's findings count under it), and when that scan completed
+(netguard_last_scan_timestamp_seconds; not while the inventory is not ready).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 
-from webhook.core.registry import FINDINGS
+from webhook.core.registry import RULE_OF_FINDING, VIEW_SCANNED
 from webhook.core.settings import Settings
 from webhook.core.violations import scan_views
 from webhook.inventory.protocol import Inventory
@@ -46,9 +49,12 @@ class Monitor:
             self._restarts_seen = restarts
         if not ready:
             return {}
-        counts = Counter(v.rule for v in scan_views(self._inventory.views(), self._settings))
-        found = {rule: counts.get(rule, 0) for rule in FINDINGS}
+        counts = Counter(RULE_OF_FINDING.get(v.rule, v.rule)
+                         for v in scan_views(self._inventory.views(), self._settings))
+        # One series per rule the scan checks, 0 included, and none for anything else.
+        found = {rule: counts.get(rule, 0) for rule in VIEW_SCANNED}
         self._metrics.set_violations(found)
+        self._metrics.last_scan.set(time.time())
         return found
 
     def _run(self) -> None:

@@ -1,7 +1,9 @@
 """Rule required-labels: Services and NetworkPolicies carry the labels in `labels.required`.
 
-A namespace view keeps no object labels, so the periodic scan cannot see this rule's
-violations; `netguard audit` checks each listed object (`scan_object`).
+The server's inventory keeps, per namespace view, which objects lack required keys
+(`NamespaceView.unlabelled`), so the periodic scan reports them (`scan_view`, the
+netguard_violations series). `netguard audit` builds its views without them and checks each
+listed object instead (`scan_object`), so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from webhook.core import messages
-from webhook.core.labels import metadata_map
+from webhook.core.labels import metadata_map, missing_labels
 from webhook.core.options import Action
 from webhook.core.outcome import Decision, Violation, allow, apply_action, violation
 from webhook.core.request import AdmissionRequest
@@ -19,16 +21,11 @@ from webhook.core.view import NamespaceView
 NAME = "required-labels"
 
 
-def _missing(obj: Mapping[str, Any] | None, required: tuple[str, ...]) -> list[str]:
-    labels = metadata_map(obj, "labels")
-    return [key for key in required if key not in labels]
-
-
 def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decision | None:
     required = ctx.labels.required
     if not required or req.operation not in ("CREATE", "UPDATE"):
         return None
-    missing = _missing(req.object, required)
+    missing = list(missing_labels(req.object, required))
     if not missing:
         return allow(f"has the required labels {', '.join(required)}", rule=NAME)
     summary = messages.labels_summary(req.kind, req.namespace, req.name, missing)
@@ -45,11 +42,19 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
 
 
 def scan_object(kind: str, obj: Mapping[str, Any], ctx: RuleContext) -> Iterator[Violation]:
-    missing = _missing(obj, ctx.labels.required)
+    missing = list(missing_labels(obj, ctx.labels.required))
     if missing:
         metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
         ns, name = str(metadata.get("namespace") or "default"), str(metadata.get("name") or "")
         yield Violation(NAME, ns, name, kind, messages.labels_summary(kind, ns, name, missing))
+
+
+def scan_view(view: NamespaceView, ctx: RuleContext) -> Iterator[Violation]:
+    required = set(ctx.labels.required)
+    for (kind, name), lacking in sorted(view.unlabelled.items()):
+        missing = [key for key in lacking if key in required]
+        if missing:
+            yield Violation(NAME, view.name, name, kind, messages.labels_summary(kind, view.name, name, missing))
 
 
 RULE = Rule(
@@ -57,5 +62,6 @@ RULE = Rule(
     order=30,
     summary="Services and NetworkPolicies carry every label key of labels.required",
     admit=admit,
+    scan_view=scan_view,
     scan_object=scan_object,
 )
