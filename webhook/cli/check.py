@@ -87,19 +87,19 @@ def _object_problems(m: Manifest) -> list[Problem]:
 
 
 def read_inputs(paths: Sequence[str], stdin: TextIO | None = None,
-                foreign: list[Manifest] | None = None) -> list[Manifest]:
+                foreign: list[Manifest] | None = None, prog: str = "netguard check") -> list[Manifest]:
     """Every object of every input (webhook.inventory.objects.read_manifests), plus what would make the
     apiserver refuse a Service, NetworkPolicy or Namespace: all reported at once, before
     anything is evaluated. Documents that are no Kubernetes object at all (neither apiVersion
     nor kind: a Helm values file) are left out with a notice, and added to `foreign`."""
     def left_out(m: Manifest) -> None:
-        print(f"netguard check: {m.where}: not a Kubernetes object (no apiVersion, no kind): "
+        print(f"{prog}: {m.where}: not a Kubernetes object (no apiVersion, no kind): "
               "left out", file=sys.stderr)
         if foreign is not None:
             foreign.append(m)
 
     return read_manifests(paths, stdin, vet=_object_problems, foreign=left_out,
-                          notice=lambda message: print(f"netguard check: {message}", file=sys.stderr))
+                          notice=lambda message: print(f"{prog}: {message}", file=sys.stderr))
 
 
 # --------------------------------------------------------------------------- evaluation

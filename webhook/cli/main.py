@@ -1,4 +1,4 @@
-"""The `netguard` command: serve, certs, manifests, check, audit.
+"""The `netguard` command: serve, certs, manifests, check, audit, fix.
 
 `netguard serve` with no arguments is the embedded default: 127.0.0.1:8443, certificates generated
 into ./certs when absent, default configuration, the offline inventory (no cluster needed).
@@ -22,7 +22,8 @@ from webhook.serve.version import version
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 PASSTHROUGH = {"check": "evaluate manifests offline with the server's rules",
-               "audit": "scan a live cluster for violations"}
+               "audit": "scan a live cluster for violations",
+               "fix": "write the NetworkPolicies that get LoadBalancers admitted without warnings"}
 
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
@@ -194,6 +195,9 @@ def _passthrough(name: str):
         if name == "check":
             from webhook.cli.check import run_check
             return run_check(args.rest)
+        if name == "fix":
+            from webhook.cli.fix import run_fix
+            return run_fix(args.rest)
         from webhook.cli.audit import run_audit
         return run_audit(args.rest)
     return run
@@ -262,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--namespace", help="ownNamespace written by `defaults` (default netguard-system)")
     conf.set_defaults(func=_config)
 
-    # check and audit parse their own arguments (their parsers live beside their code).
+    # check, audit and fix parse their own arguments (their parsers live beside their code).
     for name, help_text in PASSTHROUGH.items():
         passthrough = sub.add_parser(name, help=help_text, add_help=False)
         passthrough.add_argument("rest", nargs=argparse.REMAINDER)

@@ -220,23 +220,45 @@ _KINDS = {"namespaces": ("Namespace", "v1"), "networkpolicies": ("NetworkPolicy"
 
 def list_cluster(kubeconfig: str | None = None) -> ClusterObjects:
     """All Namespaces, NetworkPolicies and Services of the cluster. Raises ClusterError."""
+    found = _list_each(kubeconfig, [(what, path, *_KINDS[what]) for what, path in COLLECTIONS.items()])
+    return ClusterObjects(found["namespaces"], found["networkpolicies"], found["services"])
+
+
+# What `netguard fix --cluster` reads to resolve a Service's named target ports: the pod templates
+# of the namespaces holding LoadBalancers (webhook/core/podports.py).
+WORKLOADS = {
+    "deployments": ("/apis/apps/v1/namespaces/{}/deployments", "Deployment", "apps/v1"),
+    "statefulsets": ("/apis/apps/v1/namespaces/{}/statefulsets", "StatefulSet", "apps/v1"),
+    "daemonsets": ("/apis/apps/v1/namespaces/{}/daemonsets", "DaemonSet", "apps/v1"),
+    "pods": ("/api/v1/namespaces/{}/pods", "Pod", "v1"),
+}
+
+
+def list_workloads(namespaces: list[str], kubeconfig: str | None = None) -> list[dict[str, Any]]:
+    """The Deployments, StatefulSets, DaemonSets and Pods of `namespaces`. Raises ClusterError."""
+    jobs = [(f"{what} in {ns}", path.format(ns), kind, api_version)
+            for ns in namespaces for what, (path, kind, api_version) in WORKLOADS.items()]
+    return [item for items in _list_each(kubeconfig, jobs).values() for item in items]
+
+
+def _list_each(kubeconfig: str | None, jobs: list[tuple[str, str, str, str]]) -> dict[str, list[dict[str, Any]]]:
+    """Every item of each (what, path, kind, apiVersion) collection, by `what`, through one client."""
     import urllib3.exceptions
     from kubernetes.client.exceptions import ApiException
 
     client = api_client(any_configuration(kubeconfig))
     host = client.configuration.host
     api = RawApi(client)
-    what = "namespaces"
+    what = jobs[0][0] if jobs else ""
     try:
         found = {}
-        for what, path in COLLECTIONS.items():
+        for what, path, kind, api_version in jobs:
             items, _ = api.list_all(path, REQUEST_TIMEOUT)
-            kind, api_version = _KINDS[what]
             for item in items:  # list items come without kind/apiVersion
                 item.setdefault("kind", kind)
                 item.setdefault("apiVersion", api_version)
             found[what] = items
-        return ClusterObjects(found["namespaces"], found["networkpolicies"], found["services"])
+        return found
     except ApiException as exc:
         raise ClusterError(f"the API server at {host} refused to list {what}: "
                            f"HTTP {exc.status} {exc.reason}".rstrip()) from None
