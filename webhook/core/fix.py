@@ -162,9 +162,10 @@ def _namespace_fix(ns: str, services: list[Mapping[str, Any]], existing: list[Ma
     if cancelling:
         notes.append(Note(WARNING, ns, f"namespace {ns}: default-deny ingress is cancelled for "
                                        f"{messages.families(view.open_families())} by "
-                                       f"{messages.listing(cancelling)}, so its LoadBalancers stay "
-                                       "warned about: narrow or remove those policies (netguard fix "
-                                       "does not change yours)"))
+                                       f"{messages.listing(cancelling)} (netguard refuses such a policy "
+                                       "while LoadBalancers depend on the default-deny, and warns about "
+                                       "LoadBalancers admitted beside one): narrow or remove it; netguard "
+                                       "fix does not change your policies"))
     for service in services:
         allow = _allow(ns, service, view, taken, workloads, ns_labels, settings, notes)
         if allow is not None:
