@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli.test_scan import FakeApi, namespace, write_kubeconfig
+from tests.cli.test_scan import FakeApi, namespace, policy, write_kubeconfig
 from webhook.cli.check import run_check
 from webhook.cli.fix import run_fix
 from webhook.cli.main import main
 from webhook.core import fix
+from webhook.core.settings import default_settings
 
 MANIFESTS = Path(__file__).parent.parent / "fixtures" / "manifests"
 
@@ -70,15 +71,28 @@ def test_check_admits_the_manifests_plus_the_fix_without_warnings(tmp_path, caps
         assert any(r["decision"] != "allow" for r in before["results"])
 
 
-def test_what_cannot_be_fixed_is_said_and_still_warned(tmp_path, capsys):
-    # mixed/: shop's default-deny is cancelled by an allow-all policy of the user's.
+def test_what_cannot_be_fixed_is_said(tmp_path, capsys):
+    # mixed/: exposed/public-lb has no selector (its default-deny only); shop's allow-all is refused.
     code, _, err = run(capsys, MANIFESTS / "mixed", "--out", tmp_path / "fix")
     assert code == 0
-    assert "netguard fix: warning: namespace shop: default-deny ingress is cancelled" in err
+    assert "netguard fix: warning: Service exposed/public-lb: has no selector" in err
+    assert "netguard fix: warning: NetworkPolicy shop/allow-all" in err
+    assert sorted(policies_in(tmp_path / "fix")) == ["exposed.yaml:default-deny-ingress"]
     _, payload = check_json(capsys, MANIFESTS / "mixed", tmp_path / "fix")
     # exposed/public-lb is admitted now; the user's allow-all stays refused (fix never changes it).
     left = {(r["kind"], r["name"], r["decision"]) for r in payload["results"] if r["decision"] != "allow"}
     assert left == {("NetworkPolicy", "allow-all", "deny")}
+
+
+def test_a_policy_netguard_refuses_counts_for_nothing(tmp_path, capsys):
+    # refused/: its allow-all would admit everything, but netguard refuses it, as check says.
+    code, _, err = run(capsys, MANIFESTS / "refused", "--out", tmp_path)
+    assert code == 0
+    assert "netguard fix: warning: NetworkPolicy shop/allow-all" in err and "(protect-default-deny)" in err
+    assert sorted(policies_in(tmp_path)) == ["shop.yaml:netguard-allow-lb-web"]
+    _, payload = check_json(capsys, MANIFESTS / "refused", tmp_path)
+    left = {(r["kind"], r["name"], r["decision"]) for r in payload["results"] if r["decision"] != "allow"}
+    assert left == {("NetworkPolicy", "allow-all", "deny")}  # the Service: admitted, no warning
 
 
 def test_the_policies_written_for_the_fixable_set(tmp_path, capsys):
@@ -227,7 +241,40 @@ def test_cluster_workloads_unreadable_keep_the_name(tmp_path, capsys):
     assert allow["spec"]["ingress"][0]["ports"][0] == {"protocol": "TCP", "port": "http"}
 
 
+def test_a_cancelling_policy_already_in_the_cluster_is_reported_not_changed(tmp_path, capsys):
+    deny = {"podSelector": {}, "policyTypes": ["Ingress"]}
+    allow_all = {"podSelector": {}, "ingress": [{}]}
+    with FakeApi([namespace("shop")], [policy("shop", "deny", deny), policy("shop", "allow-all", allow_all)],
+                 [cluster_service()]) as api:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+        code, out, err = run(capsys, "--cluster", "--kubeconfig", kubeconfig)
+    assert code == 0
+    assert "warning: namespace shop: default-deny ingress is cancelled for IPv4 and IPv6 by allow-all" in err
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == ["netguard-allow-lb-web"]
+
+
 def test_cluster_unreachable_exits_2(tmp_path, capsys):
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9")
     code, _, err = run(capsys, "--cluster", "--kubeconfig", kubeconfig)
     assert code == 2 and "netguard fix: --cluster: cannot list the cluster" in err
+
+
+# --------------------------------------------------------------------------- valid for the API
+
+
+def test_every_policy_written_validates_against_the_kubernetes_schemas(capsys):
+    # Strictly (no unknown field, every required one), for every minor version netguard supports
+    # (tests/cli/test_kube_schemas.py): numbered and named ports, IPv4 and IPv6 blocks.
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    from tests.cli.test_kube_schemas import VERSIONS
+
+    code, out, _ = run(capsys, MANIFESTS / "fixable", MANIFESTS / "denied")
+    assert code == 0
+    named = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "named", "namespace": "n"},
+             "spec": {"type": "LoadBalancer", "selector": {"app": "x"}, "ports": [{"port": 80, "targetPort": "http"}]}}
+    docs = [*yaml.safe_load_all(out), *fix.plan([named], default_settings()).policies]
+    ports = [p["port"] for d in docs for rule in d["spec"].get("ingress", []) for p in rule["ports"]]
+    assert len(docs) == 7 and "http" in ports and 8080 in ports
+    for version in VERSIONS:
+        for doc in docs:
+            kubernetes_validate.validate(doc, version, strict=True)

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from webhook.cli.check import _key, read_inputs
+from webhook.cli.check import _key, check, read_inputs
 from webhook.cli.configfile import load_settings_or_default
 from webhook.cli.manifests import _Dumper
 from webhook.core import fix
@@ -72,10 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _objects(paths: Sequence[str], cluster: bool, kubeconfig: str | None,
              settings: Settings) -> tuple[list[Mapping[str, Any]], list[str]]:
     """The objects to plan from (cluster underneath, manifests on top) and problems worth a
-    warning that do not stop the run."""
+    warning that do not stop the run. A policy of the manifests that netguard itself refuses is
+    left out, as `netguard check` leaves it out: it would never be persisted."""
     manifests = read_inputs(paths, prog=PROG) if paths else []
     merged: dict[tuple[str, str, str], Mapping[str, Any]] = {}
     warnings: list[str] = []
+    found = None
     if cluster:
         try:
             found = list_cluster(kubeconfig)
@@ -83,7 +85,13 @@ def _objects(paths: Sequence[str], cluster: bool, kubeconfig: str | None,
             raise FixError(f"--cluster: cannot list the cluster: {exc}") from None
         for obj in (*found.namespaces, *found.policies, *found.services):
             merged[_key(obj)] = obj
+    refused = {(r.namespace, r.name): r.rule for r in check(manifests, settings, found).results
+               if r.kind == "NetworkPolicy" and not r.allowed}
     for m in manifests:
+        if m.kind == "NetworkPolicy" and (m.namespace, m.name) in refused:
+            warnings.append(f"NetworkPolicy {m.namespace}/{m.name} ({m.where}): netguard refuses it "
+                            f"({refused[m.namespace, m.name]}), so it does not count")
+            continue
         merged[_key(m.obj)] = m.obj
     objects = list(merged.values())
     if cluster:

@@ -166,6 +166,10 @@ def _namespace_fix(ns: str, services: list[Mapping[str, Any]], existing: list[Ma
                                        "while LoadBalancers depend on the default-deny, and warns about "
                                        "LoadBalancers admitted beside one): narrow or remove it; netguard "
                                        "fix does not change your policies"))
+        # The allow policies are written as if those were gone: once they are narrowed or
+        # removed, the LoadBalancers' traffic must still get through.
+        for name in cancelling:
+            view = view.without_policy(name)
     for service in services:
         allow = _allow(ns, service, view, taken, workloads, ns_labels, settings, notes)
         if allow is not None:
