@@ -107,9 +107,11 @@ def test_the_policies_written_for_the_fixable_set(tmp_path, capsys):
     assert resolver["from"] == [{"ipBlock": {"cidr": "::/0"}}]
     assert resolver["ports"] == [{"protocol": "UDP", "port": 5353}, {"protocol": "TCP", "port": 5353},
                                  {"protocol": "TCP", "port": 8053}]
-    header = (tmp_path / "dns.yaml").read_text().splitlines()[:3]
+    header = [line for line in (tmp_path / "dns.yaml").read_text().splitlines() if line.startswith("#")]
     assert header[0] == "# Written by `netguard fix` for the LoadBalancer Service(s) of namespace dns: resolver."
-    assert header[2].startswith("# warning: Service dns/resolver: has no loadBalancerSourceRanges")
+    assert any(line.startswith("# warning: Service dns/resolver: has no loadBalancerSourceRanges") for line in header)
+    assert ("# note: Service dns/resolver: target port 5353/UDP is the container port named dns-udp in "
+            "StatefulSet dns/resolver") in header
 
 
 def test_stdout_without_out_and_the_same_on_every_run(tmp_path, capsys):

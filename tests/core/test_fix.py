@@ -114,6 +114,13 @@ def test_named_port_detail_says_why_it_was_kept():
     assert port.detail == "no container of Deployment shop/web has a port named web over TCP"
 
 
+def test_a_resolved_named_port_is_noted():
+    service = lb(ports=[{"port": 80, "targetPort": "http"}])
+    notes = [n.text for n in fix.plan([service, deployment(ports=[HTTP])], default_settings()).notes]
+    assert ("Service shop/web: target port 8080/TCP is the container port named http in Deployment "
+            "shop/web") in notes
+
+
 def test_objects_without_a_pod_template_are_no_workloads():
     assert podports.workload({"apiVersion": "v1", "kind": "ConfigMap"}) is None
     # A Deployment of another group is not apps' Deployment.

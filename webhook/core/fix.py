@@ -256,7 +256,9 @@ def _allow(ns: str, service: Mapping[str, Any], view: NamespaceView, taken: set[
         notes.append(Note(WARNING, ns, f"{subject}: has no ports: no allow policy written"))
         return None
     for port in ports:
-        if not port.resolved:
+        if port.how == podports.RESOLVED:
+            notes.append(Note(NOTE, ns, f"{subject}: target port {port.port}/{port.protocol} is {port.detail}"))
+        elif not port.resolved:
             notes.append(Note(NOTE, ns, f"{subject}: target port {port.port}/{port.protocol} left as a "
                                         f"named port ({port.detail})"))
     cidrs = _sources(ns, name, spec, notes)

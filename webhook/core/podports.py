@@ -149,4 +149,4 @@ def _named(protocol: str, name: str, pods: list[Workload]) -> TargetPort:
         return TargetPort(protocol, name, KEPT_NAME,
                           f"{titles} number it differently ({', '.join(map(str, numbers))}); "
                           "the name is looked up on each pod, as the Service's is")
-    return TargetPort(protocol, numbers[0], RESOLVED, f"{name} in {titles}")
+    return TargetPort(protocol, numbers[0], RESOLVED, f"the container port named {name} in {titles}")
