@@ -468,3 +468,41 @@ def test_over_tls_stop_still_cuts_the_open_watches(tmp_path):
             inv.stop()
         assert time.monotonic() - started < 3
         assert not any(t.is_alive() for t in inv.threads)
+
+
+class _Raw(dict):
+    """A listed object that can be watched for how long it stays alive."""
+
+    __slots__ = ("__weakref__",)
+
+
+@pytest.mark.parametrize("relist,make", [
+    ("_relist_policies", lambda i: {"metadata": {"namespace": f"ns-{i % 50}", "name": f"p{i}", "labels": {}},
+                                    "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}),
+    ("_relist_services", lambda i: {"metadata": {"namespace": f"ns-{i % 50}", "name": f"s{i}", "labels": {}},
+                                    "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}),
+])
+@pytest.mark.parametrize("required", [(), ("team",)], ids=["no-required-labels", "required-labels"])
+def test_a_relist_summarises_the_list_as_it_streams_and_never_holds_it_whole(relist, make, required):
+    # A large cluster's raw list is a GiB of dicts; its summaries a few MiB. Holding every page
+    # until the list ends (to read it twice) took 1.2 GiB at 100,000 namespaces.
+    import weakref
+
+    inventory = ClusterInventory(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")),
+                                 required_labels=required)
+    alive: list[weakref.ref] = []
+    most_alive = 0
+
+    def listed():
+        nonlocal most_alive
+        for i in range(2000):
+            most_alive = max(most_alive, sum(1 for ref in alive if ref() is not None))
+            obj = _Raw(make(i))
+            alive.append(weakref.ref(obj))
+            yield obj
+
+    getattr(inventory, relist)(listed(), "7")
+    assert most_alive <= 5, f"{most_alive} listed objects alive at once"
+    view = inventory._views["ns-3"]  # view() waits for all three lists; one relist is tested here
+    assert (len(view.policies) if relist == "_relist_policies" else len(view.load_balancers)) == 40
+    assert bool(view.unlabelled) is bool(required)

@@ -313,27 +313,29 @@ class ClusterInventory:
         self._replace_all(fresh, version, lambda v, labels: replace(
             v, labels=labels if labels is not None else _EMPTY, known=labels is not None))
 
+    # The lists stream in page by page: each is read once and summarised as it comes, never
+    # held whole (bench/inventory_memory.py measures the peak).
+
     def _relist_policies(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
-        items = [o for o in items if self._key(o)]
-        fresh = build.policies_by_namespace(items, self._policy)
+        tally = build.UnlabelledTally("NetworkPolicy", self._required)
+        fresh = build.policies_by_namespace(tally.passing(o for o in items if self._key(o)), self._policy)
         maps = {ns: self._policy_map(p) for ns, p in fresh.items()}
         self._replace_all(maps, version, lambda v, p: replace(v, policies=p or _EMPTY))
-        self._relist_unlabelled("NetworkPolicy", items, version)
+        self._relist_unlabelled("NetworkPolicy", tally.found, version)
 
     def _relist_services(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
-        items = [o for o in items if self._key(o)]
-        fresh = build.load_balancers_by_namespace(items)
+        tally = build.UnlabelledTally("Service", self._required)
+        fresh = build.load_balancers_by_namespace(tally.passing(o for o in items if self._key(o)))
         shared = {ns: self._names(frozenset(names)) for ns, names in fresh.items()}
         self._replace_all(shared, version, lambda v, names: replace(
             v, load_balancers=names or _NO_NAMES))
-        self._relist_unlabelled("Service", items, version)
+        self._relist_unlabelled("Service", tally.found, version)
 
-    def _relist_unlabelled(self, kind: str, items: list[Mapping[str, Any]], version: str) -> None:
+    def _relist_unlabelled(self, kind: str, fresh: dict[str, build.Unlabelled], version: str) -> None:
         """After a list of `kind`: each view's objects of that kind lacking required labels are
         the listed ones (nothing to do when no label is required)."""
         if not self._required:
             return
-        fresh = build.unlabelled_by_namespace(kind, items, self._required)
 
         def update(v: NamespaceView, found: dict | None) -> NamespaceView:
             kept = {key: keys for key, keys in v.unlabelled.items() if key[0] != kind}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping  # not typing's: isinstance on it is slow
 from types import MappingProxyType
-from typing import Any, Callable, Iterable
+from typing import Any, Iterator, Callable, Iterable
 
 from webhook.core.labels import is_load_balancer, missing_labels
 from webhook.core.view import NamespaceView, PolicySummary
@@ -95,14 +95,29 @@ def unlabelled_by_namespace(kind: str, objects: Iterable[Mapping[str, Any]],
                             required: tuple[str, ...]) -> dict[str, Unlabelled]:
     """namespace -> {(kind, name): the keys of `required` the object lacks}, for objects of
     `kind` that lack any (NamespaceView.unlabelled). Nothing at all when nothing is required."""
-    found: dict[str, Unlabelled] = {}
-    if not required:
-        return found
-    for obj in objects:
-        missing = missing_labels(obj, required)
-        if missing:
-            found.setdefault(sys.intern(namespace_of(obj)), {})[(kind, sys.intern(name_of(obj)))] = missing
-    return found
+    tally = UnlabelledTally(kind, required)
+    for _ in tally.passing(objects):
+        pass
+    return tally.found
+
+
+class UnlabelledTally:
+    """unlabelled_by_namespace, taken in passing while another builder consumes the objects:
+    a list is read once, page by page, and never held whole (a large cluster's raw Services
+    are a GiB of dicts; their summaries a few MiB)."""
+
+    def __init__(self, kind: str, required: tuple[str, ...]) -> None:
+        self.kind, self.required = kind, required
+        self.found: dict[str, Unlabelled] = {}
+
+    def passing(self, objects: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+        for obj in objects:
+            if self.required:
+                missing = missing_labels(obj, self.required)
+                if missing:
+                    self.found.setdefault(sys.intern(namespace_of(obj)), {})[
+                        (self.kind, sys.intern(name_of(obj)))] = missing
+            yield obj
 
 
 def build_views(namespaces: Iterable[Mapping[str, Any]], policies: Iterable[Mapping[str, Any]],
