@@ -141,6 +141,7 @@ def test_a_slowloris_is_dropped_at_its_deadline_although_it_keeps_sending(tmp_pa
                 t.join(timeout=20)
         assert len(loris.closed_by_server) == 2 and loris.answered == 0
         assert max(loris.closed_by_server) < 10  # closed near 1.5 s (the loop ticks once a second), not after 30
+        assert _dropped(srv, "deadline") >= 2
     finally:
         assert srv.stop() == 0
 
@@ -204,10 +205,19 @@ def test_beyond_the_descriptor_limit_the_oldest_idle_connections_are_shed(tmp_pa
         assert _answered(srv, "past-the-cap")
         shed = sum(1 for s in attackers if _closed_by_peer(s))
         assert shed >= 400 - 256, "the oldest idle connections were not shed"
+        assert _dropped(srv, "shed") >= shed
     finally:
         for s in attackers:
             s.close()
         assert srv.stop() == 0
+
+
+def _dropped(srv: Server, reason: str) -> float:
+    """netguard_connections_dropped_total{reason} from /metrics."""
+    status, page = srv.get("/metrics")
+    assert status == 200
+    prefix = f'netguard_connections_dropped_total{{reason="{reason}"}} '
+    return sum(float(line[len(prefix):]) for line in page.decode().splitlines() if line.startswith(prefix))
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:

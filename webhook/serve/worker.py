@@ -42,6 +42,7 @@ from gunicorn import http
 from gunicorn import sock as gsock
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from webhook.serve.dropcount import dropped_counter
 from webhook.serve.intake import Intake, Limits, Progress
 
 log = logging.getLogger("netguard")
@@ -99,7 +100,7 @@ class NetguardWorker(ThreadWorker):
         self.lingering: collections.OrderedDict[Any, float] = collections.OrderedDict()
         self.large_running = 0
         self.held_bytes = 0
-        self.shed = 0
+        self.dropped = dropped_counter()
         _pin_mmap_threshold()
         self._plain_socket_class = type("BoundedSocket", (_BoundedSocket,), {"__slots__": (), "io_timeout": self.io_timeout})
         super().init_process()
@@ -220,13 +221,13 @@ class NetguardWorker(ThreadWorker):
         for conn, intake in self.intakes.items():
             if conn not in self.paused:
                 self._close_intake(intake)
-                self.shed += 1
+                self.dropped.labels("shed").inc()
                 return
         if self.keepalived_conns:
             conn = self.keepalived_conns.popleft()
             self.poller.unregister(conn.sock)
             self._drop(conn)
-            self.shed += 1
+            self.dropped.labels("shed").inc()
 
     def _close_intake(self, intake: Intake) -> None:
         if intake.conn not in self.paused:
@@ -305,6 +306,8 @@ class NetguardWorker(ThreadWorker):
         for intake in [i for i in self.intakes.values() if i.deadline <= now]:
             log.debug("netguard: dropped a connection that did not deliver a request in time")
             self._close_intake(intake)
+            if self.alive:  # while stopping, the shortened deadlines are ours, not the client's
+                self.dropped.labels("deadline").inc()
         for sock in [s for s, until in self.lingering.items() if until <= now]:
             self._stop_lingering(sock)
 
