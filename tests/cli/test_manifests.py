@@ -285,7 +285,7 @@ def test_config_map_is_the_default_configuration(docs):
     # Every top-level key is written out (all defaults shown), with comments.
     written = yaml.safe_load(config)
     assert set(written) == {"labels", "exemptNamespaces", "ownNamespace", "rules", "failureMode",
-                            "maxBodyBytes", "scanIntervalSeconds"}
+                            "maxBodyBytes", "scanIntervalSeconds", "egress"}
     assert set(written["rules"]) == {"loadbalancer-requires-default-deny", "protect-default-deny",
                                      "required-labels"}
     # Every option of every rule, with its default (these two were once left out).

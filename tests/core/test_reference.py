@@ -34,9 +34,11 @@ def test_the_default_file_writes_every_key_and_every_rule_option():
 def test_the_reference_names_every_key_the_parser_takes():
     from webhook.core import config
     text = reference_markdown()
-    top = set(config._TOP_KEYS) - {"labels", "rules"}
+    from webhook.core import egressconfig
+    top = set(config._TOP_KEYS) - {"labels", "rules", "egress"}
     documented = {k.key for k in KEYS}
-    assert top | {f"labels.{k}" for k in config._LABEL_KEYS} == documented
+    egress = {f"egress.{k}" for k in egressconfig.KEYS if k != "dns"} | {f"egress.dns.{k}" for k in egressconfig.DNS_KEYS}
+    assert top | {f"labels.{k}" for k in config._LABEL_KEYS} | egress == documented
     for rule in registry.RULES:
         assert f"`{rule.name}`: {rule.summary}" in text
         for option in rule.options:

@@ -51,7 +51,7 @@ def _inventory_factory(args: argparse.Namespace, settings: Settings):
         return lambda: OfflineInventory.from_path(args.objects, settings.labels.required)
 
     from webhook.inventory.cluster import ClusterInventory
-    options = dict(namespace_labels=settings.labels.from_namespace, required_labels=settings.labels.required)
+    options = dict(namespace_labels=settings.namespace_label_keys(), required_labels=settings.labels.required)
     if args.kubeconfig:
         try:  # load once here to fail early on a bad kubeconfig; workers load their own
             ClusterInventory.from_kubeconfig(args.kubeconfig)

@@ -22,7 +22,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from webhook.core import registry
+from webhook.core import egressconfig, registry
 from webhook.core.options import FailureMode, LabelSettings, RuleSettings
 from webhook.core.settings import (
     DEFAULT_EXEMPT_NAMESPACES,
@@ -103,7 +103,7 @@ _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _BOOL, _NULL, _FLOAT = (_TAG + t for t in ("str", "int", "bool", "null", "float"))
 
 _TOP_KEYS = ("labels", "exemptNamespaces", "ownNamespace", "rules", "failureMode", "maxBodyBytes",
-             "scanIntervalSeconds")
+             "scanIntervalSeconds", "egress")
 _LABEL_KEYS = ("prefix", "fromNamespace", "required")
 
 
@@ -304,7 +304,12 @@ def _build(root: Node | None, source: str) -> Settings:
     if "scanIntervalSeconds" in top:
         scan_interval = w.positive_int(top["scanIntervalSeconds"], "scanIntervalSeconds")
 
+    egress = default_settings().egress
+    if "egress" in top:
+        egress = egressconfig.build(w, top["egress"], "egress", _label_key_problem, _namespace_problem)
+
     return Settings(
+        egress=egress,
         labels=labels,
         exempt_namespaces=exempt,
         own_namespace=own_namespace,

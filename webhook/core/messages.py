@@ -22,6 +22,8 @@ from typing import Iterable
 
 import yaml
 
+from webhook.core.egress import NAMESPACE_NAME_LABEL, DnsTarget
+
 MAX_LISTED = 5
 FIRST_LINE_CHARS = 200
 # A name is never cut shorter than this in a first line (it ends in "..." then).
@@ -84,20 +86,64 @@ def first_line(message: str) -> str:
     return message.strip().split("\n", 1)[0] if message.strip() else ""
 
 
-def default_deny_yaml(namespace: str) -> str:
-    """A policy that makes `namespace` default-deny for ingress: it selects every pod and allows
-    nothing, so only traffic another policy allows gets in."""
+def default_deny_yaml(namespace: str, direction: str = "Ingress") -> str:
+    """A policy that makes `namespace` default-deny for `direction` (Ingress or Egress): it
+    selects every pod and allows nothing that way, so only what another policy allows passes."""
     return (
         "apiVersion: networking.k8s.io/v1\n"
         "kind: NetworkPolicy\n"
         "metadata:\n"
-        "  name: default-deny-ingress\n"
+        f"  name: default-deny-{direction.lower()}\n"
         f"  namespace: {yaml_string(namespace)}\n"
         "spec:\n"
         "  podSelector: {}\n"
         "  policyTypes:\n"
-        "  - Ingress\n"
+        f"  - {direction}\n"
     )
+
+
+def dns_allowance_yaml(namespace: str, dns: DnsTarget) -> str:
+    """The egress every pod behind an egress default-deny needs to resolve names: to the DNS
+    pods (`dns`: their namespace, named by its kubernetes.io/metadata.name label, their labels)
+    on the DNS ports. A namespaceSelector with a podSelector in one peer selects those pods in
+    that namespace only (NetworkPolicyPeer)."""
+    labels = "".join(f"          {yaml_string(k)}: {yaml_string(v)}\n" for k, v in dns.pod_labels)
+    pods = ("      podSelector:\n        matchLabels:\n" + labels) if labels else "      podSelector: {}\n"
+    ports = "".join(f"    - protocol: {protocol}\n      port: {port if isinstance(port, int) else yaml_string(port)}\n"
+                    for protocol, port in dns.ports)
+    return (
+        "apiVersion: networking.k8s.io/v1\n"
+        "kind: NetworkPolicy\n"
+        "metadata:\n"
+        "  name: allow-dns-egress\n"
+        f"  namespace: {yaml_string(namespace)}\n"
+        "spec:\n"
+        "  podSelector: {}\n"
+        "  policyTypes:\n"
+        "  - Egress\n"
+        "  egress:\n"
+        "  - to:\n"
+        "    - namespaceSelector:\n"
+        "        matchLabels:\n"
+        f"          {NAMESPACE_NAME_LABEL}: {yaml_string(dns.namespace)}\n"
+        + pods + ("    ports:\n" + ports if ports else "")
+    )
+
+
+def default_deny_fix_yaml(namespace: str, directions: Iterable[str], dns: DnsTarget) -> str:
+    """The policies that make `namespace` default-deny for `directions`, as one multi-document
+    YAML; an egress default-deny comes with the DNS allowance its pods need."""
+    docs = [default_deny_yaml(namespace, d) for d in directions]
+    if "Egress" in directions:
+        docs.append(dns_allowance_yaml(namespace, dns))
+    return "---\n".join(docs)
+
+
+def _dns_note(dns: DnsTarget) -> str:
+    ports = " and ".join(f"{protocol} {port}" for protocol, port in dns.ports)
+    pods = ",".join(f"{k}={v}" for k, v in dns.pod_labels) or "every pod"
+    return (f"allow-dns-egress lets the pods resolve names: {ports or 'every port'} to the pods "
+            f"{pods} of namespace {dns.namespace} (egress.dns in netguard's configuration).")
 
 
 # --------------------------------------------------------------------------- loadbalancer-requires-default-deny
@@ -106,54 +152,94 @@ FLUX_ADVICE = ("With Flux, put the policy in a Kustomization that the Service's 
                "dependsOn: a server-side dry-run of one stage does not see the policies of the same stage.")
 
 
+INGRESS_ONLY = ("Ingress",)
+# Why each missing default-deny matters, for the first line of the denial.
+_MISSING = {("Ingress",): "ingress NetworkPolicy, so outside traffic would reach its pods",
+            ("Egress",): "egress NetworkPolicy (egress.required), so its pods could reach any address",
+            ("Ingress", "Egress"): "ingress or egress NetworkPolicy (egress.required), so outside "
+                                   "traffic would reach its pods"}
+
+
+def directions_words(directions: Iterable[str]) -> str:
+    """'ingress', 'egress' or 'ingress and egress'."""
+    return " and ".join(d.lower() for d in directions)
+
+
 def loadbalancer_denied(namespace: str, name: str, operation: str, *, rule: str,
-                        from_flux: bool = False) -> str:
+                        from_flux: bool = False, missing: tuple[str, ...] = INGRESS_ONLY,
+                        dns: DnsTarget | None = None, labels_unknown: bool = False) -> str:
+    """`missing`: the directions the namespace lacks a default-deny for (Ingress, Egress);
+    `labels_unknown`: netguard does not know the namespace's labels, so egress.namespaceSelector
+    was taken to select it."""
     what = ("Service {0}/{1} cannot change to type LoadBalancer" if operation == "UPDATE"
             else "Service {0}/{1} of type LoadBalancer was refused")
-    first = fit(what + ": namespace {0} has no default-deny ingress NetworkPolicy, so outside "
-                "traffic would reach its pods.", namespace, name)
-    fix = (f"To fix it, create this NetworkPolicy in namespace {namespace} before the Service "
+    first = fit(what + ": namespace {0} has no default-deny " + _MISSING[tuple(missing)] + ".",
+                namespace, name)
+    these = "this NetworkPolicy" if missing == INGRESS_ONLY else "these NetworkPolicies"
+    fix = (f"To fix it, create {these} in namespace {namespace} before the Service "
            "(then allow the traffic your pods need with further policies), and apply again:\n"
-           f"{default_deny_yaml(namespace)}")
+           f"{default_deny_fix_yaml(namespace, missing, dns or DnsTarget())}")
+    if "Egress" in missing:
+        fix += _dns_note(dns or DnsTarget())
+        if labels_unknown:
+            fix += (f" netguard does not know the labels of namespace {namespace}, so "
+                    "egress.namespaceSelector may select it: give netguard check its Namespace manifest.")
     return denial(first, fix, rule, FLUX_ADVICE if from_flux else "")
 
 
-def loadbalancer_summary(namespace: str, name: str) -> str:
-    return f"Service {namespace}/{name}: LoadBalancer without a default-deny ingress NetworkPolicy in its namespace"
+def loadbalancer_summary(namespace: str, name: str, missing: Iterable[str] = INGRESS_ONLY) -> str:
+    return (f"Service {namespace}/{name}: LoadBalancer without a default-deny {directions_words(missing)} "
+            "NetworkPolicy in its namespace")
 
 
-def existing_loadbalancer_summary(namespace: str, name: str) -> str:
+def existing_loadbalancer_summary(namespace: str, name: str, missing: Iterable[str] = INGRESS_ONLY) -> str:
     return (f"Service {namespace}/{name}: existing violation: LoadBalancer in a namespace without "
-            "default-deny ingress")
+            f"default-deny {directions_words(missing)}")
 
 
-def dry_run_summary(namespace: str, name: str) -> str:
-    return f"Service {namespace}/{name}: dry-run, would be denied: no default-deny ingress NetworkPolicy"
+def dry_run_summary(namespace: str, name: str, missing: Iterable[str] = INGRESS_ONLY) -> str:
+    return (f"Service {namespace}/{name}: dry-run, would be denied: no default-deny "
+            f"{directions_words(missing)} NetworkPolicy")
 
 
 def families(open_families: Iterable[str]) -> str:
     return " and ".join(sorted(open_families))
 
 
+# What a cancelled default-deny of each direction leaves, for the warnings.
+_CANCELLED = {"Ingress": "pods are not isolated", "Egress": "pods can reach any address"}
+
+
 def cancelled_default_deny(namespace: str, service: str, cancelling: list[str],
-                           open_families: Iterable[str]) -> str:
+                           open_families: Iterable[str], direction: str = "Ingress") -> str:
     """The warning for an admitted LoadBalancer whose namespace's default-deny is cancelled."""
-    return (f"Service {namespace}/{service}: default-deny ingress is cancelled for "
-            f"{families(open_families)} by {listing(cancelling)}; pods are not isolated")
+    return (f"Service {namespace}/{service}: default-deny {direction.lower()} is cancelled for "
+            f"{families(open_families)} by {listing(cancelling)}; {_CANCELLED[direction]}")
 
 
-def cancelling_finding(namespace: str, policy: str, open_families: Iterable[str]) -> str:
+def cancelling_finding(namespace: str, policy: str, open_families: Iterable[str],
+                       direction: str = "Ingress") -> str:
     """What the scan reports about a policy that cancels its namespace's default-deny."""
-    return (f"NetworkPolicy {namespace}/{policy}: cancels the default-deny ingress for "
-            f"{families(open_families)}; pods are not isolated")
+    return (f"NetworkPolicy {namespace}/{policy}: cancels the default-deny {direction.lower()} for "
+            f"{families(open_families)}; {_CANCELLED[direction]}")
 
 
 # --------------------------------------------------------------------------- protect-default-deny
 
 def guard_cancel_denied(namespace: str, policy: str, operation: str, open_families: Iterable[str],
-                        services: Iterable[str], *, rule: str) -> str:
+                        services: Iterable[str], *, rule: str, direction: str = "Ingress") -> str:
     verb = "created" if operation == "CREATE" else "changed this way"
     services = list(services)
+    if direction == "Egress":
+        first = fit(f"NetworkPolicy {{0}}/{{1}} cannot be {verb}: it lets every pod reach every "
+                    f"{families(open_families)} address on every port, cancelling the default-deny "
+                    f"egress that {len(services)} LoadBalancer(s) require.", namespace, policy)
+        fix = (f"The LoadBalancer Services of namespace {namespace}: {listing(services)} "
+               "(egress.required in netguard's configuration). Allow only what the pods need "
+               "instead: select the pods (podSelector), name the destinations (ipBlock with the "
+               "ranges they call; namespaceSelector and podSelector for pods in the cluster) and "
+               f"the ports, for example:\n{allow_to_ranges_yaml(namespace, policy)}")
+        return denial(first, fix, rule)
     first = fit(f"NetworkPolicy {{0}}/{{1}} cannot be {verb}: it admits every {families(open_families)} "
                 f"address to every pod on every port, cancelling the default-deny ingress that "
                 f"{len(services)} LoadBalancer(s) depend on.", namespace, policy)
@@ -164,9 +250,37 @@ def guard_cancel_denied(namespace: str, policy: str, operation: str, open_famili
     return denial(first, fix, rule)
 
 
-def guard_cancel_summary(namespace: str, policy: str, open_families: Iterable[str], count: int) -> str:
+def guard_cancel_summary(namespace: str, policy: str, open_families: Iterable[str], count: int,
+                         direction: str = "Ingress") -> str:
+    if direction == "Egress":
+        return (f"NetworkPolicy {namespace}/{policy}: would let pods reach every {families(open_families)} "
+                f"address; {count} LoadBalancer(s) require the default-deny egress")
     return (f"NetworkPolicy {namespace}/{policy}: would open every {families(open_families)} address; "
             f"{count} LoadBalancer(s) depend on the default-deny")
+
+
+def allow_to_ranges_yaml(namespace: str, name: str) -> str:
+    """An egress allow policy for some pods, to named ranges on named ports."""
+    return (
+        "apiVersion: networking.k8s.io/v1\n"
+        "kind: NetworkPolicy\n"
+        "metadata:\n"
+        f"  name: {yaml_string(name)}\n"
+        f"  namespace: {yaml_string(namespace)}\n"
+        "spec:\n"
+        "  podSelector:\n"
+        "    matchLabels:\n"
+        "      app: <the pods that call out>\n"
+        "  policyTypes:\n"
+        "  - Egress\n"
+        "  egress:\n"
+        "  - to:\n"
+        "    - ipBlock:\n"
+        "        cidr: <the range they call>\n"
+        "    ports:\n"
+        "    - protocol: TCP\n"
+        "      port: <the port they call>\n"
+    )
 
 
 def allow_from_ranges_yaml(namespace: str, name: str) -> str:
@@ -194,20 +308,22 @@ def allow_from_ranges_yaml(namespace: str, name: str) -> str:
 
 
 def guard_denied(namespace: str, policy: str, operation: str, services: Iterable[str], *,
-                 rule: str) -> str:
-    verb = "deleted" if operation == "DELETE" else "changed to stop denying ingress by default"
+                 rule: str, direction: str = "Ingress") -> str:
+    word = direction.lower()
+    verb = "deleted" if operation == "DELETE" else f"changed to stop denying {word} by default"
     services = list(services)
-    first = fit(f"NetworkPolicy {{0}}/{{1}} cannot be {verb}: it is the last default-deny ingress "
+    first = fit(f"NetworkPolicy {{0}}/{{1}} cannot be {verb}: it is the last default-deny {word} "
                 f"policy in namespace {{0}}, and {len(services)} LoadBalancer Service(s) depend on it.",
                 namespace, policy)
-    fix = (f"They are: {listing(services)}. To remove it, first change those Services to another "
-           "type or delete them, or create another default-deny ingress policy in the namespace, "
-           f"such as:\n{default_deny_yaml(namespace)}")
+    why = " (egress.required in netguard's configuration)" if direction == "Egress" else ""
+    fix = (f"They are: {listing(services)}{why}. To remove it, first change those Services to another "
+           f"type or delete them, or create another default-deny {word} policy in the namespace, "
+           f"such as:\n{default_deny_yaml(namespace, direction)}")
     return denial(first, fix, rule)
 
 
-def guard_summary(namespace: str, policy: str, count: int) -> str:
-    return (f"NetworkPolicy {namespace}/{policy}: the last default-deny ingress; "
+def guard_summary(namespace: str, policy: str, count: int, direction: str = "Ingress") -> str:
+    return (f"NetworkPolicy {namespace}/{policy}: the last default-deny {direction.lower()}; "
             f"{count} LoadBalancer(s) depend on it")
 
 

@@ -85,13 +85,18 @@ def _block_ranges(block: Mapping[str, Any]) -> list["ipaddress.IPv4Network | ipa
     return pieces
 
 
-def _rule_open_ranges(rule: Mapping[str, Any]) -> list["ipaddress.IPv4Network | ipaddress.IPv6Network"]:
-    """What one ingress rule admits from outside on every port."""
+# The peers of a rule, by direction: `from` (sources) for ingress, `to` (destinations) for egress.
+PEERS = {INGRESS: "from", EGRESS: "to"}
+
+
+def _rule_open_ranges(rule: Mapping[str, Any], direction: str = INGRESS
+                      ) -> list["ipaddress.IPv4Network | ipaddress.IPv6Network"]:
+    """What one rule admits from (ingress) or to (egress) outside addresses on every port."""
     if rule.get("ports"):
         return []  # some ports only: the default-deny still holds for the others
-    peers = rule.get("from") or []
+    peers = rule.get(PEERS[direction]) or []
     if not peers:
-        return list(EVERY_ADDRESS.values())  # no `from`: every source
+        return list(EVERY_ADDRESS.values())  # no `from` / `to`: every source / destination
     ranges = []
     for peer in peers:
         if isinstance(peer, Mapping) and isinstance(peer.get("ipBlock"), Mapping):
@@ -99,12 +104,16 @@ def _rule_open_ranges(rule: Mapping[str, Any]) -> list["ipaddress.IPv4Network | 
     return ranges
 
 
-def open_outside_ranges(spec: Mapping[str, Any]) -> tuple[str, ...]:
-    """The outside addresses this policy admits to every pod of its namespace on every port, as
-    collapsed CIDRs; empty unless it selects every pod and covers Ingress."""
-    if not selects_all(spec.get("podSelector")) or INGRESS not in effective_policy_types(spec):
+def open_outside_ranges(spec: Mapping[str, Any], direction: str = INGRESS) -> tuple[str, ...]:
+    """The outside addresses this policy admits to (ingress) or lets be reached from (egress)
+    every pod of its namespace on every port, as collapsed CIDRs; empty unless it selects every
+    pod and covers `direction`. For egress the same peers count as for ingress: a podSelector or
+    namespaceSelector peer names pods, never an address outside the cluster; no `to` is every
+    destination; an ipBlock its cidr minus its excepts."""
+    if not selects_all(spec.get("podSelector")) or direction not in effective_policy_types(spec):
         return ()
-    ranges = [r for rule in _rules(spec, INGRESS) if isinstance(rule, Mapping) for r in _rule_open_ranges(rule)]
+    ranges = [r for rule in _rules(spec, direction) if isinstance(rule, Mapping)
+              for r in _rule_open_ranges(rule, direction)]
     return tuple(str(n) for family in (4, 6)
                  for n in ipaddress.collapse_addresses(r for r in ranges if r.version == family))
 
@@ -126,10 +135,11 @@ def covered_families_of_any(ranges: Iterable[str]) -> frozenset[str]:
     return frozenset(IPV4 if ":" not in r else IPV6 for r in ranges)
 
 
-def opens_every_outside_address(spec: Mapping[str, Any]) -> frozenset[str]:
-    """The families of which this policy alone admits every outside address to every pod on every
-    port: such a policy cancels an ingress default-deny for outside traffic (policies are additive)."""
-    return covered_families(open_outside_ranges(spec))
+def opens_every_outside_address(spec: Mapping[str, Any], direction: str = INGRESS) -> frozenset[str]:
+    """The families of which this policy alone admits every outside address to (or, for egress,
+    from) every pod on every port: such a policy cancels a default-deny of that direction for
+    outside traffic (policies are additive)."""
+    return covered_families(open_outside_ranges(spec, direction))
 
 
 def spec_of(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:

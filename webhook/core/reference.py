@@ -28,6 +28,22 @@ def _flow_list(values) -> str:
     return "[" + ", ".join(values) + "]"
 
 
+def _flow_map(pairs) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+
+
+def _flow_selector(selector) -> str:
+    match_labels, expressions = selector
+    parts = []
+    if match_labels:
+        parts.append(("matchLabels", _flow_map(match_labels)))
+    if expressions:
+        parts.append(("matchExpressions", _flow_list(
+            _flow_map([("key", k), ("operator", o)] + ([("values", _flow_list(v))] if v else []))
+            for k, o, v in expressions)))
+    return _flow_map(parts)
+
+
 KEYS: tuple[Key, ...] = (
     Key("labels.prefix", lambda s: s.labels.prefix, "DNS subdomain",
         "the label-key prefix netguard owns: it writes PREFIX/exposure and PREFIX/policy-type, "
@@ -48,6 +64,20 @@ KEYS: tuple[Key, ...] = (
         "object, and an UPDATE carries two)"),
     Key("scanIntervalSeconds", lambda s: str(s.scan_interval_seconds), "integer > 0",
         "how often each server worker rescans its inventory for violations (netguard_violations)"),
+    Key("egress.required", lambda s: "true" if s.egress.required else "false", "true | false",
+        "true: a namespace holding LoadBalancers must also have an egress default-deny NetworkPolicy "
+        "(rules loadbalancer-requires-default-deny and protect-default-deny)"),
+    Key("egress.namespaceSelector", lambda s: _flow_selector(s.egress.namespace_selector),
+        "label selector",
+        "with required: true, only the namespaces it selects (matchLabels, matchExpressions In | "
+        "NotIn | Exists | DoesNotExist); {} selects every namespace"),
+    Key("egress.dns.namespace", lambda s: s.egress.dns.namespace, "namespace name",
+        "where the DNS pods run: the egress default-deny's fix-it YAML allows DNS to them"),
+    Key("egress.dns.podLabels", lambda s: _flow_map(s.egress.dns.pod_labels), "map of labels",
+        "the DNS pods' labels"),
+    Key("egress.dns.ports", lambda s: _flow_list(_flow_map([("protocol", p), ("port", n)])
+                                                 for p, n in s.egress.dns.ports),
+        "list of {protocol, port}", "the DNS ports (TCP | UDP | SCTP; a number or a port name)"),
 )
 
 
@@ -78,6 +108,10 @@ def defaults_yaml(own_namespace: str | None = None) -> str:
         others = "; ".join(f"{o.key}: {' | '.join(c.value for c in o.choices)}" for o in rule.options[1:])
         text += f"  {rule.name}: {_rule_defaults(s, rule.name)}" + (f"   # {others}" if others else "") + "\n"
     text += "".join(line(key, key) for key in ("failureMode", "maxBodyBytes", "scanIntervalSeconds"))
+    text += "egress:\n" + line("required", "egress.required", "  ") \
+        + line("namespaceSelector", "egress.namespaceSelector", "  ") + "  dns:\n" \
+        + "".join(line(key.rsplit(".", 1)[1], key, "    ")
+                  for key in ("egress.dns.namespace", "egress.dns.podLabels", "egress.dns.ports"))
     return text
 
 

@@ -8,9 +8,10 @@ collects them. A rule's admission function sees the request, the namespace view 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+from webhook.core.egress import EgressSettings
 from webhook.core.options import ACTION, LabelSettings, Option, RuleSettings
 from webhook.core.outcome import Decision, Violation
 from webhook.core.request import AdmissionRequest
@@ -19,10 +20,12 @@ from webhook.core.view import NamespaceView
 
 @dataclass(frozen=True)
 class RuleContext:
-    """What a rule reads of the configuration: its own options and the label settings."""
+    """What a rule reads of the configuration: its own options, the label settings and the
+    egress settings (webhook/core/egress.py)."""
 
     own: RuleSettings
     labels: LabelSettings
+    egress: EgressSettings = field(default_factory=EgressSettings)
 
 
 Admit = Callable[[AdmissionRequest, NamespaceView, RuleContext], Optional[Decision]]

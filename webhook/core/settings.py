@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from webhook.core import registry
+from webhook.core.egress import EgressSettings
 from webhook.core.options import FailureMode, LabelSettings, RuleSettings
 from webhook.core.rule import RuleContext
 
@@ -45,6 +46,7 @@ class Settings:
     failure_mode: FailureMode = FailureMode.CLOSED
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     scan_interval_seconds: int = DEFAULT_SCAN_INTERVAL_SECONDS
+    egress: EgressSettings = field(default_factory=EgressSettings)
     # What each rule is handed on every call, built once.
     _contexts: Mapping[str, RuleContext] = field(init=False, repr=False, compare=False, hash=False)
 
@@ -61,12 +63,17 @@ class Settings:
             rules[rule.name] = rule.settings(**given.values) if given is not None else rule.settings()
         object.__setattr__(self, "rules", types.MappingProxyType(rules))
         object.__setattr__(self, "_contexts", types.MappingProxyType(
-            {name: RuleContext(own, self.labels) for name, own in rules.items()}))
+            {name: RuleContext(own, self.labels, self.egress) for name, own in rules.items()}))
 
     def rule(self, name: str) -> RuleSettings:
         """The settings of rule `name`; KeyError for a name that is not a registered rule."""
         registry.rule(name)
         return self.rules[name]
+
+    def namespace_label_keys(self) -> tuple[str, ...]:
+        """The namespace label keys decisions read: labels.fromNamespace and the keys
+        egress.namespaceSelector names (the live inventory keeps only these)."""
+        return tuple(dict.fromkeys(self.labels.from_namespace + self.egress.label_keys()))
 
     def context(self, name: str) -> RuleContext:
         """What rule `name` reads of this configuration."""

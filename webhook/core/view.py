@@ -8,11 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from webhook.core import netpol
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_NO_FAMILIES: frozenset[str] = frozenset()
+
+
+def _opening(policies: "Iterable[PolicySummary]", attribute: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The policies whose open ranges (`attribute`) together cover every address of a family,
+    and those families: policies are additive, so together they cancel a default-deny."""
+    opening = [p for p in policies if getattr(p, attribute)]
+    if not opening:
+        return (), _NO_FAMILIES
+    families = netpol.covered_families(r for p in opening for r in getattr(p, attribute))
+    names = tuple(sorted(p.name for p in opening
+                         if families & netpol.covered_families_of_any(getattr(p, attribute))))
+    return names, families
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +39,8 @@ class PolicySummary:
     # traffic from outside the cluster (netpol.external_ingress).
     pod_selector: netpol.Selector = ((), ())
     external_ingress: tuple = ()
+    # The same as open_outside for egress: the outside addresses every pod may reach on every port.
+    open_outside_egress: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, policy: Mapping[str, Any]) -> "PolicySummary":
@@ -36,7 +51,8 @@ class PolicySummary:
                    default_deny=netpol.default_deny_directions(spec),
                    open_outside=netpol.open_outside_ranges(spec),
                    pod_selector=netpol.frozen_selector(spec.get("podSelector")),
-                   external_ingress=netpol.external_ingress(spec))
+                   external_ingress=netpol.external_ingress(spec),
+                   open_outside_egress=netpol.open_outside_ranges(spec, netpol.EGRESS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +82,22 @@ class NamespaceView:
     _ingress_guards: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _cancelling: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _open_families: frozenset[str] = field(init=False, repr=False, compare=False)
+    # The same for egress (PolicySummary.open_outside_egress); empty for almost every namespace.
+    _egress_cancelling: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _egress_open_families: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        guards = cancelling = ()
-        families: frozenset[str] = frozenset()
+        guards = cancelling = egress_cancelling = ()
+        families = egress_families = _NO_FAMILIES
         if self.policies:
             guards = tuple(sorted(p.name for p in self.policies.values() if netpol.INGRESS in p.default_deny))
-            opening = [p for p in self.policies.values() if p.open_outside]
-            if opening:
-                families = netpol.covered_families(r for p in opening for r in p.open_outside)
-                cancelling = tuple(sorted(p.name for p in opening
-                                          if families & netpol.covered_families_of_any(p.open_outside)))
+            cancelling, families = _opening(self.policies.values(), "open_outside")
+            egress_cancelling, egress_families = _opening(self.policies.values(), "open_outside_egress")
         object.__setattr__(self, "_ingress_guards", guards)
         object.__setattr__(self, "_cancelling", cancelling)
         object.__setattr__(self, "_open_families", families)
+        object.__setattr__(self, "_egress_cancelling", egress_cancelling)
+        object.__setattr__(self, "_egress_open_families", egress_families)
 
     @classmethod
     def unknown(cls, name: str) -> "NamespaceView":
@@ -102,14 +120,17 @@ class NamespaceView:
             return list(self._ingress_guards)
         return sorted(p.name for p in self.policies.values() if direction in p.default_deny)
 
-    def cancelling_policies(self) -> list[str]:
+    def cancelling_policies(self, direction: str = netpol.INGRESS) -> list[str]:
         """The policies that together admit every outside address (of IPv4 or IPv6) to every pod
-        on every port: they cancel any ingress default-deny for a LoadBalancer's traffic."""
-        return list(self._cancelling)
+        on every port: they cancel any ingress default-deny for a LoadBalancer's traffic. For
+        egress: the policies that together let every pod reach every outside address of a
+        family on every port, cancelling an egress default-deny."""
+        return list(self._cancelling if direction == netpol.INGRESS else self._egress_cancelling)
 
-    def open_families(self) -> frozenset[str]:
-        """The address families every address of which reaches every pod on every port."""
-        return self._open_families
+    def open_families(self, direction: str = netpol.INGRESS) -> frozenset[str]:
+        """The address families every address of which reaches every pod on every port (for
+        egress: every pod may reach on every port)."""
+        return self._open_families if direction == netpol.INGRESS else self._egress_open_families
 
     def with_policy(self, policy: Mapping[str, Any]) -> "NamespaceView":
         summary = PolicySummary.of(policy)

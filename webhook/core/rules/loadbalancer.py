@@ -1,5 +1,6 @@
 """Rule loadbalancer-requires-default-deny: a Service of type LoadBalancer only in a namespace
-that is default-deny for ingress.
+that is default-deny for ingress (and for egress too, where egress.required says so:
+webhook/core/egress.py).
 
 A LoadBalancer brings traffic from outside the cluster to the Service's pods; behind a
 default-deny, only what another policy admits gets through. The scan reports LoadBalancers
@@ -12,7 +13,8 @@ from __future__ import annotations
 import enum
 from typing import Iterator
 
-from webhook.core import messages, reachability
+from webhook.core import messages, netpol, reachability
+from webhook.core.egress import missing_directions
 from webhook.core.labels import is_load_balancer
 from webhook.core.options import ACTION, Action, Option
 from webhook.core.outcome import Decision, Violation, allow, apply_action, violation
@@ -51,37 +53,52 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
     if req.kind != "Service" or req.operation not in ("CREATE", "UPDATE") or not is_load_balancer(req.object):
         return None
     ns, name = req.namespace, req.name
-    guards = view.default_deny_policies()
-    if guards:
+    missing = missing_directions(view, ctx.egress)
+    if not missing:
         # Read-your-writes for allows too: a default-deny deleted a moment ago may still be in
         # the cache, so an allow resting on it is confirmed live -- except for a Service that
         # already was a LoadBalancer (its re-apply changes nothing the rule guards).
         becomes = req.operation == "CREATE" or not is_load_balancer(req.old_object)
-        return allow(f"namespace {ns} is default-deny for ingress ({messages.listing(guards)})",
-                     rule=NAME, warnings=_exposure_warnings(req, view, ctx), confirm_live=becomes)
+        reason = f"namespace {ns} is default-deny for ingress ({messages.listing(view.default_deny_policies())})"
+        if ctx.egress.required_in(view):
+            reason += f" and egress ({messages.listing(view.default_deny_policies(netpol.EGRESS))})"
+        return allow(reason, rule=NAME, warnings=_exposure_warnings(req, view, ctx), confirm_live=becomes)
     action = ctx.own.action
     if req.operation == "UPDATE" and is_load_balancer(req.old_object):
         # Already a LoadBalancer: blocking would block every unrelated edit of the Service.
-        found = violation(NAME, "", messages.existing_loadbalancer_summary(ns, name))
+        found = violation(NAME, "", messages.existing_loadbalancer_summary(ns, name, missing))
         return apply_action(found, Action.AUDIT if action == Action.AUDIT else Action.WARN)
-    summary = messages.loadbalancer_summary(ns, name)
+    summary = messages.loadbalancer_summary(ns, name, missing)
     if req.dry_run and action == Action.DENY and ctx.own.dry_run == DryRunMode.WARN:
         # Flux dry-runs a whole stage before applying it; this is the documented escape hatch.
-        action, summary = Action.WARN, messages.dry_run_summary(ns, name)
+        action, summary = Action.WARN, messages.dry_run_summary(ns, name, missing)
     found = violation(NAME, messages.loadbalancer_denied(ns, name, req.operation, rule=NAME,
-                                                         from_flux=req.from_flux),
+                                                         from_flux=req.from_flux, missing=missing,
+                                                         dns=ctx.egress.dns,
+                                                         labels_unknown=_labels_unknown(view, ctx)),
                       summary, confirm_live=True)
     return apply_action(found, action)
+
+
+def _labels_unknown(view: NamespaceView, ctx: RuleContext) -> bool:
+    """egress.namespaceSelector was taken to select a namespace whose labels are unknown."""
+    return not view.known and ctx.egress.namespace_selector != netpol.frozen_selector({})
 
 
 def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> list[str]:
     """What may still be wrong with an admitted LoadBalancer: a cancelled default-deny, ports no
     policy opens (its traffic would be dropped), an address range open to everyone."""
     ns, name, service = req.namespace, req.name, req.object or {}
+    warnings = []
     cancelling = view.cancelling_policies()
     if cancelling:
-        return [messages.cancelled_default_deny(ns, name, cancelling, view.open_families())]
-    warnings = []
+        warnings.append(messages.cancelled_default_deny(ns, name, cancelling, view.open_families()))
+    egress = _cancelled_egress(view, ctx, holds_load_balancers=True)
+    if egress:
+        warnings.append(messages.cancelled_default_deny(ns, name, egress, view.open_families(netpol.EGRESS),
+                                                        netpol.EGRESS))
+    if cancelling:
+        return warnings  # pods open to everyone: which ports a policy opens no longer matters
     closed = reachability.unreachable_ports(service, view)
     if closed:
         warnings.append(reachability.unreachable_warning(ns, name, closed))
@@ -90,16 +107,33 @@ def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleCont
     return warnings
 
 
+def _cancelled_egress(view: NamespaceView, ctx: RuleContext, holds_load_balancers: bool) -> list[str]:
+    """The policies cancelling the egress default-deny of a namespace that must have one: only
+    a namespace holding LoadBalancers must (egress.required), and only one that has it can have
+    it cancelled."""
+    if not holds_load_balancers or not ctx.egress.required_in(view) \
+            or not view.default_deny_policies(netpol.EGRESS):
+        return []
+    return view.cancelling_policies(netpol.EGRESS)
+
+
 def scan_view(view: NamespaceView, ctx: RuleContext) -> Iterator[Violation]:
     ns = view.name
-    if not view.default_deny_policies():
+    missing = missing_directions(view, ctx.egress)
+    if view.load_balancers and missing:
         for name in sorted(view.load_balancers):
-            yield Violation(NAME, ns, name, "Service", messages.loadbalancer_summary(ns, name))
+            yield Violation(NAME, ns, name, "Service", messages.loadbalancer_summary(ns, name, missing))
         return
-    # A cancelling policy matters only where a default-deny exists to be cancelled.
+    if netpol.INGRESS in missing:
+        return
+    # A cancelling policy matters only where a default-deny exists to be cancelled (and, for
+    # egress, where it is required: in a namespace holding LoadBalancers).
     for name in view.cancelling_policies():
         yield Violation(CANCELLED, ns, name, "NetworkPolicy",
                         messages.cancelling_finding(ns, name, view.open_families()))
+    for name in _cancelled_egress(view, ctx, bool(view.load_balancers)):
+        yield Violation(CANCELLED, ns, name, "NetworkPolicy",
+                        messages.cancelling_finding(ns, name, view.open_families(netpol.EGRESS), netpol.EGRESS))
 
 
 RULE = Rule(
