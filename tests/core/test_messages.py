@@ -33,6 +33,10 @@ NAMES = {  # id: (namespace, Service name, NetworkPolicy name)
 }
 REQUIRE = settings(required=("owner", "example.com/cost-center"))
 SOURCE_RANGES = parse_settings(f"rules:\n  {LB}: {{sourceRanges: warn}}\n")
+EGRESS = parse_settings("egress: {required: true}\n")
+EGRESS_GUARD_WARN = parse_settings(f"egress: {{required: true}}\nrules:\n  {GUARD}: {{action: warn}}\n")
+DENY_EGRESS = {"podSelector": {}, "policyTypes": ["Egress"]}
+ALLOW_ALL_EGRESS = {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]}
 
 
 def lb(name, ns, **fields):
@@ -64,6 +68,18 @@ DENIALS = {
         [policy("default-deny", DENY, namespace=ns), policy(pol, NARROW, namespace=ns), other_lb(ns)],
         dict(kind="NetworkPolicy", operation="UPDATE", old=policy(pol, NARROW, namespace=ns),
              obj=policy(pol, ALLOW_ALL, namespace=ns)), settings())),
+    "lb-egress-create": (LB, lambda ns, svc, pol: ([policy(pol, DENY, namespace=ns)], dict(obj=lb(svc, ns)), EGRESS)),
+    "lb-egress-and-ingress-create": (LB, lambda ns, svc, pol: ([], dict(obj=lb(svc, ns)), EGRESS)),
+    "guard-egress-delete": (GUARD, lambda ns, svc, pol: (
+        [policy("default-deny", DENY, namespace=ns), policy(pol, DENY_EGRESS, namespace=ns), other_lb(ns)],
+        dict(kind="NetworkPolicy", operation="DELETE", old=policy(pol, DENY_EGRESS, namespace=ns)), EGRESS)),
+    "guard-egress-stops-denying": (GUARD, lambda ns, svc, pol: (
+        [policy("default-deny", DENY, namespace=ns), policy(pol, DENY_EGRESS, namespace=ns), other_lb(ns)],
+        dict(kind="NetworkPolicy", operation="UPDATE", old=policy(pol, DENY_EGRESS, namespace=ns),
+             obj=policy(pol, {"podSelector": {}}, namespace=ns)), EGRESS)),
+    "guard-egress-cancel-create": (GUARD, lambda ns, svc, pol: (
+        [policy("default-deny", DENY, namespace=ns), policy("deny-egress", DENY_EGRESS, namespace=ns), other_lb(ns)],
+        dict(kind="NetworkPolicy", obj=policy(pol, ALLOW_ALL_EGRESS, namespace=ns)), EGRESS)),
     "labels-create-service": (LABELS, lambda ns, svc, pol: (
         [], dict(obj=service(svc, namespace=ns)), REQUIRE)),
     "labels-create-policy": (LABELS, lambda ns, svc, pol: (
@@ -93,6 +109,12 @@ WARNINGS = {
     "guard-cancel-warn": lambda ns, svc, pol: (
         [policy("default-deny", DENY, namespace=ns), other_lb(ns)],
         dict(kind="NetworkPolicy", obj=policy(pol, ALLOW_ALL, namespace=ns)), settings(actions={GUARD: "warn"})),
+    "lb-egress-cancelled": lambda ns, svc, pol: (
+        [policy("default-deny", DENY, namespace=ns), policy("deny-egress", DENY_EGRESS, namespace=ns),
+         policy(pol, ALLOW_ALL_EGRESS, namespace=ns)], dict(obj=lb(svc, ns)), EGRESS),
+    "guard-egress-cancel-warn": lambda ns, svc, pol: (
+        [policy("default-deny", DENY, namespace=ns), policy("deny-egress", DENY_EGRESS, namespace=ns), other_lb(ns)],
+        dict(kind="NetworkPolicy", obj=policy(pol, ALLOW_ALL_EGRESS, namespace=ns)), EGRESS_GUARD_WARN),
     "labels-warn": lambda ns, svc, pol: (
         [], dict(obj=service(svc, namespace=ns)), settings(required=("owner",), actions={LABELS: "warn"})),
     "labels-existing-violation": lambda ns, svc, pol: (

@@ -393,6 +393,19 @@ def test_only_the_namespace_labels_asked_for_are_kept(server, make_inventory):
     assert dict(inv.confirm("shop").labels) == {"team": "payments"}
 
 
+def test_the_label_keys_egress_namespace_selector_reads_are_kept(server, make_inventory):
+    """What `netguard serve` hands the live inventory (Settings.namespace_label_keys): without
+    the selector's keys, every namespace would look unlabelled to egress.namespaceSelector."""
+    from webhook.core.config import parse_settings
+    config = parse_settings("egress:\n  required: true\n  namespaceSelector:\n    matchExpressions:\n"
+                            "    - {key: team, operator: In, values: [payments]}\n")
+    inv = make_inventory(namespace_labels=config.namespace_label_keys())
+    inv.start()
+    eventually(inv.ready, "ready")
+    assert dict(inv.view("shop").labels) == {"team": "payments"}
+    assert config.egress.required_in(inv.view("shop")) and not config.egress.required_in(inv.view("quiet"))
+
+
 def labelled(obj: dict[str, Any], **labels: str) -> dict[str, Any]:
     return {**obj, "metadata": {**obj["metadata"], "labels": labels}}
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tests.isolation_cases import IDS, INDEXED, expect, request_object, review, state_objects
-from tests.serverproc import Server
+from tests.serverproc import rows_server
 from webhook.cli.check import check
 from webhook.core.settings import default_settings
 from webhook.inventory.kube import ClusterObjects
@@ -16,12 +16,8 @@ from webhook.inventory.objects import parse_manifests
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("isolation")
-    objects = work / "objects"
-    objects.mkdir()
-    for index, case in INDEXED:  # every row in a namespace of its own, all in one server
-        (objects / f"{index:02d}.yaml").write_text(yaml.safe_dump_all(state_objects(index, case)))
-    srv = Server(work, "--objects", str(objects)).start()
+    # Every row in a namespace of its own, all in one server.
+    srv = rows_server(tmp_path_factory.mktemp("isolation"), (state_objects(i, c) for i, c in INDEXED))
     yield srv
     assert srv.stop() == 0
 

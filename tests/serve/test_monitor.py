@@ -82,3 +82,20 @@ def test_the_last_scan_time_is_set_when_a_scan_completes_and_not_before():
     stamp = scraped(metrics)[("netguard_last_scan_timestamp_seconds", ())]
     assert stamp > 1.7e9  # a Unix time in seconds (2023 onwards), not 0 nor milliseconds
     assert stamp < 1e10
+
+
+def test_egress_required_counts_load_balancers_without_an_egress_default_deny():
+    """The metric follows egress.required: the same LoadBalancer behind an ingress default-deny
+    is a violation only where the configuration asks for an egress default-deny too."""
+    from webhook.core.config import parse_settings
+    objects = [namespace("shop", {"exposure": "public"}), policy("deny", namespace="shop"),
+               service("edge", type="LoadBalancer", namespace="shop"),
+               namespace("intra"), policy("deny", namespace="intra"),
+               service("edge", type="LoadBalancer", namespace="intra")]
+    required = parse_settings("egress:\n  required: true\n  namespaceSelector: {matchLabels: {exposure: public}}\n")
+    counts = {}
+    for name, config in (("off", settings()), ("required", required)):
+        metrics = Metrics()
+        Monitor(OfflineInventory(objects), config, metrics).round()
+        counts[name] = violation_series(scraped(metrics))[LB_RULE]
+    assert counts == {"off": 0, "required": 1}

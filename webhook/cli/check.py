@@ -35,8 +35,9 @@ from typing import Any, Mapping, Sequence, TextIO
 
 from webhook.cli.configfile import load_settings_or_default
 from webhook.cli.results import CheckReport, Result, SetWarning, Skipped
-from webhook.core import decide, messages, netpol
+from webhook.core import decide, messages
 from webhook.core.config import ConfigError
+from webhook.core.egress import required_directions
 from webhook.core.labels import is_load_balancer
 from webhook.core.options import Action
 from webhook.core.outcome import MAX_WARNING_CHARS, Verdict
@@ -171,8 +172,8 @@ def _inventory(cluster: Sequence[Mapping[str, Any]], manifests: Sequence[Manifes
     return OfflineInventory(merged.values())
 
 
-def _default_deny_ingress(policy: Mapping[str, Any]) -> bool:
-    return netpol.INGRESS in PolicySummary.of(policy).default_deny
+def _default_denies(policy: Mapping[str, Any]) -> frozenset[str]:
+    return PolicySummary.of(policy).default_deny
 
 
 def _same_set_warnings(manifests: Sequence[Manifest], results: Mapping[int, Result],
@@ -185,40 +186,48 @@ def _same_set_warnings(manifests: Sequence[Manifest], results: Mapping[int, Resu
     rule = settings.rule(LOADBALANCER_RULE)
     if rule.action != Action.DENY or rule.dry_run != DryRunMode.SAME:
         return []  # dry-run requests are not denied: nothing to split
-    guarded: set[str] = set()
+    guarded: dict[str, set[str]] = {}  # namespace -> the directions the cluster denies by default
     existing: set[tuple[str, str]] = set()
     if cluster is not None:
-        guarded = {_key(p)[1] for p in cluster.policies if _default_deny_ingress(p)}
+        for p in cluster.policies:
+            guarded.setdefault(_key(p)[1], set()).update(_default_denies(p))
         # Already a LoadBalancer: the dry-run is an UPDATE, which only warns.
         existing = {_key(s)[1:] for s in cluster.services if is_load_balancer(s)}
-    policies: dict[str, list[Manifest]] = {}
+    # The namespaces' labels, for egress.namespaceSelector: the directions each must deny.
+    namespaces = OfflineInventory([*(cluster.namespaces if cluster else ()),
+                                   *(m.obj for m in manifests if m.kind == "Namespace" and _is_state(m))])
+    policies: dict[str, list[tuple[Manifest, frozenset[str]]]] = {}
     for index, m in enumerate(manifests):
-        if m.kind == "NetworkPolicy" and _reviewed(m) and results[index].allowed \
-                and _default_deny_ingress(m.obj):
-            policies.setdefault(m.namespace, []).append(m)
+        if m.kind == "NetworkPolicy" and _reviewed(m) and results[index].allowed and _default_denies(m.obj):
+            policies.setdefault(m.namespace, []).append((m, _default_denies(m.obj)))
     found = []
     for index, m in enumerate(manifests):
         ns = m.namespace
         if m.kind != "Service" or not _reviewed(m) or not is_load_balancer(m.obj) \
                 or not results[index].allowed or ns in settings.exempt_namespaces \
-                or ns not in policies or ns in guarded or (ns, m.name) in existing:
+                or ns not in policies or (ns, m.name) in existing:
             continue
-        found.append(SetWarning(messages.fit(SAME_SET, ns, m.name, limit=MAX_WARNING_CHARS),
-                                m.source, m.line, m.kind, ns, m.name,
-                                detail=_same_set_detail(m, policies[ns])))
+        lacking = [d for d in required_directions(namespaces.view(ns), settings.egress)
+                   if d not in guarded.get(ns, ())]
+        same_set = [p for p, denies in policies[ns] if denies & set(lacking)]
+        if same_set:
+            found.append(SetWarning(messages.fit(SAME_SET, ns, m.name, limit=MAX_WARNING_CHARS),
+                                    m.source, m.line, m.kind, ns, m.name,
+                                    detail=_same_set_detail(m, same_set, lacking)))
     return found
 
 
 SAME_SET = "Service {0}/{1}: denied at Flux's dry-run: its namespace's only default-deny is in the same set"
 
 
-def _same_set_detail(service: Manifest, policies: Sequence[Manifest]) -> str:
+def _same_set_detail(service: Manifest, policies: Sequence[Manifest], lacking: Sequence[str]) -> str:
     ns = service.namespace
     named = [f"{p.name} ({p.where})" for p in policies]
-    which = (f"NetworkPolicy {ns}/{named[0]} is the only default-deny ingress policy"
+    words = messages.directions_words(lacking)
+    which = (f"NetworkPolicy {ns}/{named[0]} is the only default-deny {words} policy"
              if len(named) == 1 else
              f"NetworkPolicies {messages.listing(f'{ns}/{n}' for n in named)} are the only "
-             "default-deny ingress policies")
+             f"default-deny {words} policies")
     return (
         f"{which} of namespace {ns}, and LoadBalancer Service {ns}/{service.name} ({service.where}) "
         "is in the same set: Flux dry-runs a whole stage before applying any of it, so the Service "

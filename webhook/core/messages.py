@@ -253,8 +253,8 @@ def guard_cancel_denied(namespace: str, policy: str, operation: str, open_famili
 def guard_cancel_summary(namespace: str, policy: str, open_families: Iterable[str], count: int,
                          direction: str = "Ingress") -> str:
     if direction == "Egress":
-        return (f"NetworkPolicy {namespace}/{policy}: would let pods reach every {families(open_families)} "
-                f"address; {count} LoadBalancer(s) require the default-deny egress")
+        return (f"NetworkPolicy {namespace}/{policy}: would open egress to every {families(open_families)} "
+                f"address; {count} LoadBalancer(s) need it closed")
     return (f"NetworkPolicy {namespace}/{policy}: would open every {families(open_families)} address; "
             f"{count} LoadBalancer(s) depend on the default-deny")
 
