@@ -65,15 +65,19 @@ class EgressSettings:
         return tuple(dict.fromkeys([k for k, _ in match_labels] + [e[0] for e in expressions]))
 
 
+_INGRESS: tuple[str, ...] = (netpol.INGRESS,)
+_BOTH: tuple[str, ...] = (netpol.INGRESS, netpol.EGRESS)
+
+
 def required_directions(view: NamespaceView, settings: EgressSettings) -> tuple[str, ...]:
     """The directions a namespace holding LoadBalancers must be default-deny for: Ingress
     always, Egress too where the configuration requires it."""
-    if settings.required_in(view):
-        return (netpol.INGRESS, netpol.EGRESS)
-    return (netpol.INGRESS,)
+    return _BOTH if settings.required_in(view) else _INGRESS
 
 
 def missing_directions(view: NamespaceView, settings: EgressSettings) -> tuple[str, ...]:
     """The required directions no policy of the namespace denies by default."""
+    if not settings.required:  # the usual case, on every LoadBalancer admission: no tuple built
+        return () if view.default_deny_policies() else _INGRESS
     return tuple(d for d in required_directions(view, settings) if not view.default_deny_policies(d))
 

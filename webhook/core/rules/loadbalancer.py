@@ -60,7 +60,7 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
         # already was a LoadBalancer (its re-apply changes nothing the rule guards).
         becomes = req.operation == "CREATE" or not is_load_balancer(req.old_object)
         reason = f"namespace {ns} is default-deny for ingress ({messages.listing(view.default_deny_policies())})"
-        if ctx.egress.required_in(view):
+        if ctx.egress.required and ctx.egress.required_in(view):
             reason += f" and egress ({messages.listing(view.default_deny_policies(netpol.EGRESS))})"
         return allow(reason, rule=NAME, warnings=_exposure_warnings(req, view, ctx), confirm_live=becomes)
     action = ctx.own.action
@@ -93,7 +93,7 @@ def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleCont
     cancelling = view.cancelling_policies()
     if cancelling:
         warnings.append(messages.cancelled_default_deny(ns, name, cancelling, view.open_families()))
-    egress = _cancelled_egress(view, ctx, holds_load_balancers=True)
+    egress = _cancelled_egress(view, ctx, holds_load_balancers=True) if ctx.egress.required else ()
     if egress:
         warnings.append(messages.cancelled_default_deny(ns, name, egress, view.open_families(netpol.EGRESS),
                                                         netpol.EGRESS))
