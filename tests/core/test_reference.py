@@ -54,3 +54,10 @@ def test_the_readme_holds_the_generated_text():
 def test_the_config_map_holds_the_default_file():
     doc = yaml.safe_load((ROOT / "manifests" / "base" / "configmap.yaml").read_text(encoding="utf-8"))
     assert doc["data"]["netguard.yaml"] == defaults_yaml(doc["metadata"]["namespace"])
+
+
+def test_every_reference_row_has_four_cells():
+    # An unescaped "|" in a doc text would split its cell and break the README's table.
+    import re
+    rows = [line for line in reference_markdown().splitlines() if line.startswith("| ")]
+    assert rows and all(len(re.findall(r"(?<!\\)\|", row)) == 5 for row in rows), rows

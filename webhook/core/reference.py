@@ -69,15 +69,15 @@ KEYS: tuple[Key, ...] = (
         "(rules loadbalancer-requires-default-deny and protect-default-deny)"),
     Key("egress.namespaceSelector", lambda s: _flow_selector(s.egress.namespace_selector),
         "label selector",
-        "with required: true, only the namespaces it selects (matchLabels, matchExpressions In | "
-        "NotIn | Exists | DoesNotExist); {} selects every namespace"),
+        "with required: true, only the namespaces it selects (matchLabels; matchExpressions with In, "
+        "NotIn, Exists or DoesNotExist); {} selects every namespace"),
     Key("egress.dns.namespace", lambda s: s.egress.dns.namespace, "namespace name",
         "where the DNS pods run: the egress default-deny's fix-it YAML allows DNS to them"),
     Key("egress.dns.podLabels", lambda s: _flow_map(s.egress.dns.pod_labels), "map of labels",
         "the DNS pods' labels"),
     Key("egress.dns.ports", lambda s: _flow_list(_flow_map([("protocol", p), ("port", n)])
                                                  for p, n in s.egress.dns.ports),
-        "list of {protocol, port}", "the DNS ports (TCP | UDP | SCTP; a number or a port name)"),
+        "list of {protocol, port}", "the DNS ports (TCP, UDP or SCTP; a number or a port name)"),
 )
 
 
