@@ -280,3 +280,33 @@ def test_every_policy_written_validates_against_the_kubernetes_schemas(capsys):
     for version in VERSIONS:
         for doc in docs:
             kubernetes_validate.validate(doc, version, strict=True)
+
+
+EGRESS_CONFIG = "egress:\n  required: true\n"
+
+
+@pytest.mark.parametrize("sets", [["denied"], ["fixable"], ["fixable", "denied"]], ids="+".join)
+def test_with_egress_required_the_fix_also_writes_the_egress_default_deny_and_dns(tmp_path, capsys, sets):
+    # egress.required: a LoadBalancer's namespace must be default-deny for egress too; the fix
+    # writes that policy and the DNS allowance the denial offers, and check then admits all.
+    config = tmp_path / "netguard.yaml"
+    config.write_text(EGRESS_CONFIG)
+    inputs = [MANIFESTS / s for s in sets]
+    out = tmp_path / "fix"
+    code, _, err = run(capsys, *inputs, "--out", out, "--config", config)
+    assert code == 0, err
+    written = policies_in(out)
+    egress_denies = [d for d in written.values() if d["spec"].get("policyTypes") == ["Egress"]
+                     and d["spec"]["podSelector"] == {} and not d["spec"].get("egress")]
+    assert egress_denies and all(d["metadata"]["name"] == "default-deny-egress" for d in egress_denies)
+    assert any(d["metadata"]["name"] == "allow-dns-egress" for d in written.values())
+    code = run_check(["--format", "json", "--warn-exit-code", "3", "--config", str(config),
+                      *map(str, inputs), str(out)])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0, payload
+    assert [r for r in payload["results"] if r["warnings"] or r["decision"] != "allow"] == []
+    # the control: with only the ingress fix, check denies for the missing egress default-deny
+    run(capsys, *inputs, "--out", tmp_path / "ingress-only")
+    assert run_check(["--format", "json", "--config", str(config), *map(str, inputs),
+                      str(tmp_path / "ingress-only")]) == 1
+    capsys.readouterr()

@@ -12,8 +12,11 @@ review them):
   `loadBalancerSourceRanges` as ipBlock peers -- or every address of its ipFamilies when it has
   none -- on its target ports and protocols (webhook/core/podports.py).
 
-Only ingress today. Egress control (a required egress default-deny and the DNS allowance its
-pods need) will add its policies here, in `_namespace_fix`, as further directions of the same plan.
+- where the configuration requires egress default-deny (`egress.required` and its
+  `namespaceSelector`, webhook/core/egress.py) and the namespace has none: the egress default-deny
+  and the DNS allowance its pods need, the texts the denial offers (replies to the load
+  balancer's traffic need no egress rule: NetworkPolicy allows the replies of allowed
+  connections).
 
 Policies that an earlier run of `netguard fix` wrote (`is_fix_output`) are left out of what the
 namespace already has: the plan is always the whole output, so a second run over the manifests
@@ -33,7 +36,7 @@ from typing import Any, Iterable
 import yaml
 
 from webhook.core import labels as labelling
-from webhook.core import messages, netpol, podports, reachability
+from webhook.core import egress, messages, netpol, podports, reachability
 from webhook.core.labels import is_load_balancer
 from webhook.core.rules.loadbalancer import NAME as LOADBALANCER_RULE
 from webhook.core.rules.loadbalancer import SourceRangesMode
@@ -149,7 +152,8 @@ def plan(objects: Iterable[Mapping[str, Any]], settings: Settings) -> Plan:
 def _namespace_fix(ns: str, services: list[Mapping[str, Any]], existing: list[Mapping[str, Any]],
                    ns_labels: Mapping[str, str] | None, workloads: list[podports.Workload],
                    settings: Settings) -> NamespaceFix:
-    view = NamespaceView(name=ns, policies={p.name: p for p in map(PolicySummary.of, existing)})
+    view = NamespaceView(name=ns, policies={p.name: p for p in map(PolicySummary.of, existing)},
+                         labels=ns_labels or {}, known=ns_labels is not None)
     taken = {str(_metadata(p).get("name") or "") for p in existing}
     written: list[Mapping[str, Any]] = []
     notes: list[Note] = []
@@ -158,6 +162,11 @@ def _namespace_fix(ns: str, services: list[Mapping[str, Any]], existing: list[Ma
         written.append(deny)
         taken.add(deny["metadata"]["name"])
         view = view.with_policy(deny)
+    if netpol.EGRESS in egress.missing_directions(view, settings.egress):
+        for policy in _egress_default_deny(ns, taken, services, ns_labels, settings, notes):
+            written.append(policy)
+            taken.add(policy["metadata"]["name"])
+            view = view.with_policy(policy)
     cancelling = view.cancelling_policies()
     if cancelling:
         notes.append(Note(WARNING, ns, f"namespace {ns}: default-deny ingress is cancelled for "
@@ -200,6 +209,24 @@ def _default_deny(ns: str, taken: set[str], services: list[Mapping[str, Any]],
                                 "default-deny ingress policy: written (apply it before the Services)"))
     sources = [labelling.metadata_map(s, "labels") for s in services]
     return _labelled(deny, f"namespace {ns}", sources, ns_labels, settings, notes)
+
+
+def _egress_default_deny(ns: str, taken: set[str], services: list[Mapping[str, Any]],
+                         ns_labels: Mapping[str, str] | None, settings: Settings,
+                         notes: list[Note]) -> list[dict[str, Any]]:
+    """Where the configuration requires egress default-deny (egress.required, its
+    namespaceSelector): the egress default-deny and the DNS allowance its pods need, parsed from
+    the texts the denial offers (messages.default_deny_fix_yaml)."""
+    sources = [labelling.metadata_map(s, "labels") for s in services]
+    written = []
+    for text, what in ((messages.default_deny_yaml(ns, netpol.EGRESS), "default-deny egress policy"),
+                       (messages.dns_allowance_yaml(ns, settings.egress.dns), "DNS allowance for it")):
+        policy = yaml.safe_load(text)
+        policy["metadata"]["name"] = _free_name(policy["metadata"]["name"], taken | {p["metadata"]["name"] for p in written}, ns, notes)
+        notes.append(Note(NOTE, ns, f"NetworkPolicy {ns}/{policy['metadata']['name']}: the configuration requires "
+                                    f"egress default-deny in namespace {ns}: {what} written"))
+        written.append(_labelled(policy, f"namespace {ns}", sources, ns_labels, settings, notes))
+    return written
 
 
 def _labelled(policy: dict[str, Any], purpose: str, sources: list[Mapping[str, Any]],
