@@ -510,7 +510,9 @@ def test_cluster_policy_admits_a_service_of_the_set(tmp_path, capsys):
     assert code == 0
     assert "default-deny" in web["reason"]
     assert web["labels"] == {"netguard/exposure": "public", "team": "payments"}  # the cluster's namespace
-    assert {path for path, _, _ in api.requests} == set(FakeApi.PATHS)
+    # The three lists, and the discovery of the cluster-wide and CNI policy groups (none served).
+    assert {path for path, _, _ in api.requests} == set(FakeApi.PATHS) | {
+        "/apis/cilium.io", "/apis/policy.networking.k8s.io", "/apis/projectcalico.org"}
 
 
 def test_manifest_overrides_the_cluster_object_of_the_same_name(tmp_path, capsys):

@@ -204,9 +204,24 @@ class FakeApi:
         "/api/v1/services": "ServiceList",
     }
 
+    DISCOVERY = ("/apis/cilium.io", "/apis/policy.networking.k8s.io", "/apis/projectcalico.org")
+
     def __init__(self, namespaces=(), policies=(), services=(), page_size: int = 2,
-                 status: int = 200) -> None:
+                 status: int = 200, served=None) -> None:
+        """`served`: {"GROUP/VERSION": {(plural, kind): [objects]}}, discovery answered for them."""
         self.items = dict(zip(self.PATHS, (list(namespaces), list(policies), list(services))))
+        self.PATHS = dict(self.PATHS)
+        self.discovery: dict[str, dict[str, Any]] = {}
+        for group_version, resources in (served or {}).items():
+            group, version = group_version.split("/")
+            self.discovery[f"/apis/{group}"] = {"kind": "APIGroup", "name": group, "versions": [
+                {"groupVersion": group_version, "version": version}],
+                "preferredVersion": {"groupVersion": group_version, "version": version}}
+            self.discovery[f"/apis/{group_version}"] = {"kind": "APIResourceList", "resources": [
+                {"name": plural, "kind": kind, "namespaced": False} for plural, kind in resources]}
+            for (plural, kind), objects in resources.items():
+                self.PATHS[f"/apis/{group_version}/{plural}"] = f"{kind}List"
+                self.items[f"/apis/{group_version}/{plural}"] = list(objects)
         self.page_size = page_size
         self.status = status
         self.requests: list[tuple[str, dict[str, list[str]], str]] = []  # path, query, Authorization
@@ -217,6 +232,9 @@ class FakeApi:
                 url = urlsplit(self.path)
                 query = parse_qs(url.query)
                 api.requests.append((url.path, query, self.headers.get("Authorization", "")))
+                if api.status == 200 and url.path in api.discovery:
+                    self._send(200, api.discovery[url.path])
+                    return
                 if api.status != 200 or url.path not in api.PATHS:
                     code = api.status if api.status != 200 else 404
                     self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -331,7 +349,7 @@ def test_run_audit_clean_cluster_exits_0(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0
     assert "0 violation(s)" in out and "1 namespace(s) scanned" in out
-    assert len(api.requests) == 3
+    assert len([p for p in api.paths() if p not in FakeApi.DISCOVERY]) == 3
 
 
 def test_run_audit_with_required_labels_from_config(tmp_path, capsys):

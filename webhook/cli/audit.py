@@ -17,15 +17,18 @@ from webhook.core.outcome import Violation
 from webhook.core.settings import Settings
 from webhook.core.violations import scan_objects, scan_views
 from webhook.inventory.kube import ClusterError, list_cluster
-from webhook.inventory.views import build_views, name_of
+from webhook.inventory.views import build_views, cluster_summaries, name_of, with_cluster
 
 
 def scan(namespaces: Iterable[Mapping[str, Any]], policies: Iterable[Mapping[str, Any]],
-         services: Iterable[Mapping[str, Any]], settings: Settings) -> list[Violation]:
+         services: Iterable[Mapping[str, Any]], settings: Settings,
+         cluster_policies: Iterable[Mapping[str, Any]] = ()) -> list[Violation]:
     """Every violation among these raw objects (as the API serves them), sorted by namespace,
-    kind and name."""
+    kind and name; `cluster_policies` count as far as they isolate (webhook/core/clusterpolicy.py)."""
     policies, services = list(policies), list(services)
-    found = scan_views(build_views(namespaces, policies, services).values(), settings)
+    summaries = cluster_summaries(cluster_policies)
+    views = [with_cluster(v, summaries) for v in build_views(namespaces, policies, services).values()]
+    found = scan_views(views, settings)
     found += scan_objects("Service", services, settings)
     found += scan_objects("NetworkPolicy", policies, settings)
     return sorted(found, key=Violation.sort_key)
@@ -58,7 +61,8 @@ def run_audit(argv: Sequence[str]) -> int:
     except ClusterError as exc:
         print(f"netguard audit: cannot list the cluster: {exc}", file=sys.stderr)
         return 2
-    violations = scan(objects.namespaces, objects.policies, objects.services, settings)
+    violations = scan(objects.namespaces, objects.policies, objects.services, settings,
+                      objects.cluster_policies)
     scanned = len({name_of(ns) for ns in objects.namespaces} - settings.exempt_namespaces)
     render = report.audit_json if args.format == "json" else report.audit_text
     sys.stdout.write(render(violations, scanned))

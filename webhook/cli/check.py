@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence, TextIO
 
 from webhook.cli.configfile import load_settings_or_default
 from webhook.cli.results import CheckReport, Result, SetWarning, Skipped
-from webhook.core import decide, messages
+from webhook.core import clusterpolicy, decide, messages
 from webhook.core.config import ConfigError
 from webhook.core.egress import required_directions
 from webhook.core.labels import is_load_balancer
@@ -65,7 +65,7 @@ def _reviewed(m: Manifest) -> bool:
 
 
 def _is_state(m: Manifest) -> bool:
-    return (m.group, m.kind) in STATE_KINDS
+    return (m.group, m.kind) in STATE_KINDS or (m.group, m.kind) in clusterpolicy.KINDS
 
 
 def _object_problems(m: Manifest) -> list[Problem]:
@@ -158,6 +158,8 @@ def review(m: Manifest, uid: str, inventory: OfflineInventory, settings: Setting
 def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     metadata = obj.get("metadata") or {}
     kind = str(obj.get("kind") or "")
+    if clusterpolicy.is_cluster_policy(obj):  # Calico's NetworkPolicy is not networking.k8s.io's
+        kind = f"{obj.get('apiVersion')}/{kind}"
     namespace = "" if kind == "Namespace" else str(metadata.get("namespace") or "default")
     return kind, namespace, str(metadata.get("name") or "")
 
@@ -244,7 +246,8 @@ def check(manifests: Sequence[Manifest], settings: Settings,
 
     Raises InputError when an object cannot be evaluated at all (the server would answer 422).
     """
-    cluster_objects = [*cluster.namespaces, *cluster.policies, *cluster.services] if cluster else []
+    cluster_objects = [*cluster.namespaces, *cluster.policies, *cluster.services,
+                       *cluster.cluster_policies] if cluster else []
     state = [(i, m) for i, m in enumerate(manifests) if _is_state(m)]
     uids = {i: f"check-{n}" for n, i in enumerate(
         (i for i, m in enumerate(manifests) if _reviewed(m)), start=1)}

@@ -5,7 +5,7 @@ webhook/core/ so).
 
 from __future__ import annotations
 
-from webhook.core import messages
+from webhook.core import clusterpolicy, messages
 from webhook.core.labels import desired_changes
 from webhook.core.outcome import Decision, allow, combine, patched, violation
 from webhook.core.patches import label_patch
@@ -20,7 +20,7 @@ REVIEWED = {("", "Service"), ("networking.k8s.io", "NetworkPolicy")}
 
 def _skip(req: AdmissionRequest, settings: Settings) -> Decision | None:
     """Guard clauses shared by both stages; each says why it lets the request pass."""
-    if (req.group, req.kind) not in REVIEWED:
+    if (req.group, req.kind) not in REVIEWED and (req.group, req.kind) not in clusterpolicy.GUARDED:
         return allow(f"netguard does not review {req.kind or 'this kind'}")
     if req.namespace in settings.exempt_namespaces:
         return allow(f"namespace {req.namespace} is exempt")
@@ -45,6 +45,8 @@ def mutate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> De
         return skipped
     if req.operation not in ("CREATE", "UPDATE") or req.object is None:
         return allow(f"nothing to label on {req.operation}")
+    if (req.group, req.kind) not in REVIEWED:
+        return allow(f"netguard does not label {req.kind}")
     changes = desired_changes(req.kind, req.object, settings.labels.prefix,
                               settings.labels.from_namespace, view.labels)
     ops = label_patch(req.object, changes)

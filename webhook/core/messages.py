@@ -167,10 +167,12 @@ def directions_words(directions: Iterable[str]) -> str:
 
 def loadbalancer_denied(namespace: str, name: str, operation: str, *, rule: str,
                         from_flux: bool = False, missing: tuple[str, ...] = INGRESS_ONLY,
-                        dns: DnsTarget | None = None, labels_unknown: bool = False) -> str:
+                        dns: DnsTarget | None = None, labels_unknown: bool = False,
+                        not_isolating: Iterable[tuple[str, str]] = ()) -> str:
     """`missing`: the directions the namespace lacks a default-deny for (Ingress, Egress);
     `labels_unknown`: netguard does not know the namespace's labels, so egress.namespaceSelector
-    was taken to select it."""
+    was taken to select it; `not_isolating`: (label, why) of cluster-wide and CNI policies that
+    look like isolation but are not (webhook/core/clusterpolicy.py)."""
     what = ("Service {0}/{1} cannot change to type LoadBalancer" if operation == "UPDATE"
             else "Service {0}/{1} of type LoadBalancer was refused")
     first = fit(what + ": namespace {0} has no default-deny " + _MISSING[tuple(missing)] + ".",
@@ -184,6 +186,9 @@ def loadbalancer_denied(namespace: str, name: str, operation: str, *, rule: str,
         if labels_unknown:
             fix += (f" netguard does not know the labels of namespace {namespace}, so "
                     "egress.namespaceSelector may select it: give netguard check its Namespace manifest.")
+    fix = fix.rstrip("\n") + "\n" + "".join(
+        f"Not counted: {label} applies to namespace {namespace}, but {why}.\n"
+        for label, why in list(not_isolating)[:MAX_LISTED]) if not_isolating else fix
     return denial(first, fix, rule, FLUX_ADVICE if from_flux else "")
 
 
@@ -325,6 +330,25 @@ def guard_denied(namespace: str, policy: str, operation: str, services: Iterable
 def guard_summary(namespace: str, policy: str, count: int, direction: str = "Ingress") -> str:
     return (f"NetworkPolicy {namespace}/{policy}: the last default-deny {direction.lower()}; "
             f"{count} LoadBalancer(s) depend on it")
+
+
+def cluster_guard_denied(policy: str, operation: str, namespaces: list[str], services: int,
+                         cancels: bool, *, rule: str) -> str:
+    """A cluster-wide or CNI policy whose change would leave namespaces with LoadBalancers open
+    to outside traffic (webhook/core/clusterguard.py)."""
+    verb = {"DELETE": "deleted", "CREATE": "created"}.get(operation, "changed so")
+    what = ("it would admit every outside address there" if cancels
+            else "it is the last policy isolating them from outside the cluster")
+    first = fit(f"{{0}} cannot be {verb}: {what}, and {services} LoadBalancer Service(s) in "
+                f"namespace(s) {{1}} depend on it.", policy, listing(namespaces))
+    fix = ("First give each of those namespaces a default-deny ingress NetworkPolicy of its own "
+           f"(or change the Services to another type), such as:\n{default_deny_yaml(namespaces[0])}")
+    return denial(first, fix, rule)
+
+
+def cluster_guard_summary(policy: str, namespaces: list[str], services: int) -> str:
+    return (f"{policy}: isolates namespace(s) {listing(namespaces)} from outside the cluster; "
+            f"{services} LoadBalancer(s) depend on it")
 
 
 # --------------------------------------------------------------------------- required-labels

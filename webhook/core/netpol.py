@@ -64,7 +64,7 @@ EVERY_ADDRESS = {IPV4: ipaddress.ip_network("0.0.0.0/0"), IPV6: ipaddress.ip_net
 MAX_BLOCK_PIECES = 4096
 
 
-def _block_ranges(block: Mapping[str, Any]) -> list["ipaddress.IPv4Network | ipaddress.IPv6Network"]:
+def block_ranges(block: Mapping[str, Any]) -> list["ipaddress.IPv4Network | ipaddress.IPv6Network"]:
     """The addresses an ipBlock admits: its cidr minus its excepts (an unreadable cidr: none)."""
     try:
         pieces = [ipaddress.ip_network(str(block.get("cidr") or ""), strict=False)]
@@ -85,6 +85,13 @@ def _block_ranges(block: Mapping[str, Any]) -> list["ipaddress.IPv4Network | ipa
     return pieces
 
 
+def collapse(ranges: Iterable["ipaddress.IPv4Network | ipaddress.IPv6Network"]) -> tuple[str, ...]:
+    """`ranges` as collapsed CIDRs, IPv4 first."""
+    ranges = list(ranges)
+    return tuple(str(n) for family in (4, 6)
+                 for n in ipaddress.collapse_addresses(r for r in ranges if r.version == family))
+
+
 # The peers of a rule, by direction: `from` (sources) for ingress, `to` (destinations) for egress.
 PEERS = {INGRESS: "from", EGRESS: "to"}
 
@@ -100,7 +107,7 @@ def _rule_open_ranges(rule: Mapping[str, Any], direction: str = INGRESS
     ranges = []
     for peer in peers:
         if isinstance(peer, Mapping) and isinstance(peer.get("ipBlock"), Mapping):
-            ranges.extend(_block_ranges(peer["ipBlock"]))
+            ranges.extend(block_ranges(peer["ipBlock"]))
     return ranges
 
 

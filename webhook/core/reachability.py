@@ -39,6 +39,8 @@ def unreachable_ports(service: Mapping[str, Any], view: NamespaceView) -> list[s
     """
     spec = netpol.spec_of(service)
     selector = spec.get("selector")
+    if view.cluster_may_allow():
+        return []  # their allows name ports netguard does not compare (docs/clusterpolicies.md)
     if not selector or not (type(selector) is dict or isinstance(selector, Mapping)):
         return []
     ports = _target_ports(spec)

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from webhook.core import netpol
+from webhook.core.clusterscope import ClusterSummary
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _NO_FAMILIES: frozenset[str] = frozenset()
 
 
-def _opening(policies: "Iterable[PolicySummary]", attribute: str) -> tuple[tuple[str, ...], frozenset[str]]:
+class _Named(NamedTuple):
+    """A cluster-wide or CNI policy as `_opening` reads it: its label and open ranges."""
+
+    name: str
+    open_outside: tuple[str, ...]
+
+
+def _opening(policies: "Iterable[PolicySummary | _Named]", attribute: str) -> tuple[tuple[str, ...], frozenset[str]]:
     """The policies whose open ranges (`attribute`) together cover every address of a family,
     and those families: policies are additive, so together they cancel a default-deny."""
     opening = [p for p in policies if getattr(p, attribute)]
@@ -66,6 +74,12 @@ class NamespaceView:
     labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     policies: Mapping[str, PolicySummary] = field(default_factory=lambda: _EMPTY)
     load_balancers: frozenset[str] = frozenset()
+    # The cluster-wide and CNI policies (webhook/core/clusterpolicy.py) that apply to every pod
+    # of the namespace, sorted by label: an isolating one counts as a default-deny.
+    cluster: tuple[ClusterSummary, ...] = ()
+    # Only in the view of cluster-scoped requests (namespace ""): the views of the namespaces
+    # that may hold LoadBalancers, which a cluster-wide policy's change is decided on.
+    dependents: tuple["NamespaceView", ...] = field(default=(), compare=False)
     known: bool = False
     complete: bool = True
     # The Services and NetworkPolicies that lack keys of `labels.required`, (kind, name) -> the
@@ -89,9 +103,13 @@ class NamespaceView:
     def __post_init__(self) -> None:
         guards = cancelling = egress_cancelling = ()
         families = egress_families = _NO_FAMILIES
-        if self.policies:
-            guards = tuple(sorted(p.name for p in self.policies.values() if netpol.INGRESS in p.default_deny))
-            cancelling, families = _opening(self.policies.values(), "open_outside")
+        if self.policies or self.cluster:
+            # Cluster-wide and CNI policies count for ingress (docs/clusterpolicies.md).
+            guards = tuple(sorted([p.name for p in self.policies.values() if netpol.INGRESS in p.default_deny]
+                                  + [c.label for c in self.cluster if c.isolates]))
+            cancelling, families = _opening([*self.policies.values(),
+                                             *(_Named(c.label, c.open_outside) for c in self.cluster)],
+                                            "open_outside")
             egress_cancelling, egress_families = _opening(self.policies.values(), "open_outside_egress")
         object.__setattr__(self, "_ingress_guards", guards)
         object.__setattr__(self, "_cancelling", cancelling)
@@ -110,7 +128,8 @@ class NamespaceView:
         """What the view holds, as a hashable value: two views with equal fingerprints give
         every rule the same answer, whatever their resourceVersion or source."""
         return (frozenset(self.labels.items()), frozenset(self.policies.items()),
-                self.load_balancers, self.known, self.complete)
+                self.load_balancers, self.cluster, self.known, self.complete,
+                tuple(d.fingerprint for d in self.dependents))
 
     def may_hold_load_balancers(self) -> bool:
         return bool(self.load_balancers) or not self.complete
@@ -131,6 +150,19 @@ class NamespaceView:
         """The address families every address of which reaches every pod on every port (for
         egress: every pod may reach on every port)."""
         return self._open_families if direction == netpol.INGRESS else self._egress_open_families
+
+    def not_isolating(self) -> list[tuple[str, str]]:
+        """(label, why) of the cluster-wide and CNI policies that look like isolation but do not
+        isolate the namespace from outside the cluster: a denial says why they do not count."""
+        return [(c.label, c.note) for c in self.cluster if c.note and not c.isolates]
+
+    def cluster_may_allow(self) -> bool:
+        """Whether a cluster-wide or CNI policy may admit outside traffic on some ports: their
+        ports netguard does not compare with a Service's (the reachability warning keeps quiet)."""
+        return any(c.allows or c.open_outside or c.isolates for c in self.cluster)
+
+    def with_cluster(self, summaries: tuple[ClusterSummary, ...]) -> "NamespaceView":
+        return self if summaries == self.cluster else replace(self, cluster=summaries)
 
     def with_policy(self, policy: Mapping[str, Any]) -> "NamespaceView":
         summary = PolicySummary.of(policy)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:  # the client is imported when first used: `netguard check` without --cluster
@@ -212,6 +212,8 @@ class ClusterObjects:
     namespaces: list[dict[str, Any]]
     policies: list[dict[str, Any]]
     services: list[dict[str, Any]]
+    # Cluster-wide and CNI policies (webhook/core/clusterpolicy.py), of the kinds the cluster serves.
+    cluster_policies: list[dict[str, Any]] = field(default_factory=list)
 
 
 _KINDS = {"namespaces": ("Namespace", "v1"), "networkpolicies": ("NetworkPolicy", "networking.k8s.io/v1"),
@@ -219,9 +221,12 @@ _KINDS = {"namespaces": ("Namespace", "v1"), "networkpolicies": ("NetworkPolicy"
 
 
 def list_cluster(kubeconfig: str | None = None) -> ClusterObjects:
-    """All Namespaces, NetworkPolicies and Services of the cluster. Raises ClusterError."""
-    found = _list_each(kubeconfig, [(what, path, *_KINDS[what]) for what, path in COLLECTIONS.items()])
-    return ClusterObjects(found["namespaces"], found["networkpolicies"], found["services"])
+    """All Namespaces, NetworkPolicies and Services of the cluster, and the cluster-wide and CNI
+    policies of the kinds it serves. Raises ClusterError."""
+    found = _list_each(kubeconfig, [(what, path, *_KINDS[what]) for what, path in COLLECTIONS.items()],
+                       cluster_policies=True)
+    return ClusterObjects(found["namespaces"], found["networkpolicies"], found["services"],
+                          found["cluster_policies"])
 
 
 # What `netguard fix --cluster` reads to resolve a Service's named target ports: the pod templates
@@ -241,8 +246,10 @@ def list_workloads(namespaces: list[str], kubeconfig: str | None = None) -> list
     return [item for items in _list_each(kubeconfig, jobs).values() for item in items]
 
 
-def _list_each(kubeconfig: str | None, jobs: list[tuple[str, str, str, str]]) -> dict[str, list[dict[str, Any]]]:
-    """Every item of each (what, path, kind, apiVersion) collection, by `what`, through one client."""
+def _list_each(kubeconfig: str | None, jobs: list[tuple[str, str, str, str]],
+               cluster_policies: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Every item of each (what, path, kind, apiVersion) collection, by `what`, through one client;
+    with `cluster_policies`, also those of the served cluster-wide and CNI policy kinds."""
     import urllib3.exceptions
     from kubernetes.client.exceptions import ApiException
 
@@ -258,6 +265,16 @@ def _list_each(kubeconfig: str | None, jobs: list[tuple[str, str, str, str]]) ->
                 item.setdefault("kind", kind)
                 item.setdefault("apiVersion", api_version)
             found[what] = items
+        if cluster_policies:
+            what = "the cluster-wide and CNI policy APIs"
+            found["cluster_policies"] = []
+            for kind, (path, api_version) in discover_cluster_policies(api).items():
+                what = path
+                items, _ = api.list_all(path, REQUEST_TIMEOUT)
+                for item in items:
+                    item.setdefault("kind", kind)
+                    item.setdefault("apiVersion", api_version)
+                found["cluster_policies"].extend(items)
         return found
     except ApiException as exc:
         raise ClusterError(f"the API server at {host} refused to list {what}: "
@@ -270,6 +287,41 @@ def _list_each(kubeconfig: str | None, jobs: list[tuple[str, str, str, str]]) ->
         raise ClusterError(f"the answer of {host} to a list of {what} is not JSON: {exc}") from None
     finally:
         client.close()
+
+
+def discover_cluster_policies(api: RawApi, timeout: tuple[float, float] = REQUEST_TIMEOUT
+                              ) -> dict[str, tuple[str, str]]:
+    """kind -> (cluster-wide collection path, apiVersion) of each kind of
+    webhook/core/clusterpolicy.py the cluster serves, in the group's preferred version where it
+    serves the kind. A group the cluster does not serve (404) is no error: it has none.
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#discovery-api (aggregated or not,
+    GET /apis/GROUP and /apis/GROUP/VERSION answer APIGroup and APIResourceList)."""
+    from kubernetes.client.exceptions import ApiException
+
+    from webhook.core.clusterpolicy import KINDS
+
+    found: dict[str, tuple[str, str]] = {}
+    for group in sorted({g for g, _ in KINDS}):
+        try:
+            info = api.get_json(f"/apis/{group}", timeout=timeout)
+        except ApiException as exc:
+            if exc.status in (404, 403):
+                continue  # not served here (403: the aggregated API is not ours to read)
+            raise
+        versions = [str(v.get("version") or "") for v in info.get("versions") or () if isinstance(v, Mapping)]
+        preferred = str((info.get("preferredVersion") or {}).get("version") or "")
+        for version in sorted(versions, key=lambda v: v != preferred):
+            try:
+                resources = api.get_json(f"/apis/{group}/{version}", timeout=timeout).get("resources") or ()
+            except ApiException as exc:
+                if exc.status in (404, 403, 503):
+                    continue
+                raise
+            for resource in resources:
+                kind, name = str(resource.get("kind") or ""), str(resource.get("name") or "")
+                if (group, kind) in KINDS and KINDS[(group, kind)][0] == name and kind not in found:
+                    found[kind] = (f"/apis/{group}/{version}/{name}", f"{group}/{version}")
+    return found
 
 
 # --------------------------------------------------------------------------- certificate objects

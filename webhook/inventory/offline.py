@@ -19,7 +19,9 @@ from webhook.core.labels import is_load_balancer, missing_labels
 from webhook.core.request import AdmissionRequest
 from webhook.core.view import NamespaceView
 from webhook.inventory.objects import STDIN, InputError, Manifest, read_manifests
-from webhook.inventory.views import build_views_of, name_of, namespace_of
+from webhook.core import clusterpolicy
+from webhook.inventory.views import (build_views_of, cluster_summaries, dependents_view, name_of, namespace_of,
+                                     replace_cluster, with_cluster)
 from webhook.wire.review import MalformedReview, check_object
 
 # Operations that change what is stored (a CONNECT's object is not a stored one).
@@ -56,6 +58,10 @@ class OfflineInventory:
         lack them (for the periodic scan)."""
         self._lock = threading.Lock()
         self._required = tuple(required_labels)
+        objects = list(objects)
+        # Cluster-wide and CNI policies (webhook/core/clusterpolicy.py): attached to each view as
+        # it is handed out, so a namespace no object names yet is covered too.
+        self._cluster = cluster_summaries(objects)
         self._views: dict[str, NamespaceView] = build_views_of(objects, self._required)
 
     @classmethod
@@ -66,6 +72,11 @@ class OfflineInventory:
         return True
 
     def view(self, namespace: str) -> NamespaceView:
+        if not namespace:  # a cluster-scoped request: decided on the namespaces with LoadBalancers
+            return dependents_view(list(self._views.values()), self._cluster)
+        return with_cluster(self._stored(namespace), self._cluster)
+
+    def _stored(self, namespace: str) -> NamespaceView:
         return self._views.get(namespace) or NamespaceView(name=namespace)
 
     def confirm(self, namespace: str) -> NamespaceView:
@@ -73,12 +84,20 @@ class OfflineInventory:
         return self.view(namespace)
 
     def views(self) -> list[NamespaceView]:
-        return list(self._views.values())
+        return [with_cluster(v, self._cluster) for v in self._views.values()]
 
     def observe(self, req: AdmissionRequest) -> None:
         # Only what netguard reviews: a request for another group's NetworkPolicy is let
         # through unreviewed and must not become a policy here.
-        if req.dry_run or req.sub_resource or (req.group, req.kind) not in REVIEWED or req.operation not in CHANGES:
+        if req.dry_run or req.sub_resource or req.operation not in CHANGES:
+            return
+        if (req.group, req.kind) in clusterpolicy.GUARDED:
+            with self._lock:
+                typed = {**req.current, "kind": req.kind,
+                         "apiVersion": f"{req.group}/{str(req.current.get('apiVersion', 'v')).rpartition('/')[2]}"}
+                self._cluster = replace_cluster(self._cluster, typed, deleted=req.operation == "DELETE")
+            return
+        if (req.group, req.kind) not in REVIEWED:
             return
         self._apply(req.current, req.kind, deleted=req.operation == "DELETE",
                     namespace=req.namespace or namespace_of(req.current))
@@ -93,7 +112,7 @@ class OfflineInventory:
         """A Service or NetworkPolicy of `namespace` stored or deleted."""
         name = name_of(obj)
         with self._lock:
-            view = self.view(namespace)
+            view = self._stored(namespace)
             if kind == "NetworkPolicy":
                 view = view.without_policy(name) if deleted else view.with_policy(obj)
             else:

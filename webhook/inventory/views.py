@@ -15,12 +15,15 @@ from collections.abc import Mapping  # not typing's: isinstance on it is slow
 from types import MappingProxyType
 from typing import Any, Iterator, Callable, Iterable
 
+from webhook.core import clusterpolicy
+from webhook.core.clusterscope import ClusterSummary
 from webhook.core.labels import is_load_balancer, missing_labels
 from webhook.core.view import NamespaceView, PolicySummary
 from webhook.inventory.objects import api_group
 
 # The kinds that make up cluster state, as (API group, kind). The group matters: Calico's
-# projectcalico.org NetworkPolicy has other semantics (its `action: Allow` rule is no allow-all).
+# projectcalico.org NetworkPolicy has other semantics; it and the other cluster-wide and CNI
+# policies are read by webhook/core/clusterpolicy.py (cluster_summaries below).
 STATE_KINDS = {("", "Namespace"), ("", "Service"), ("networking.k8s.io", "NetworkPolicy")}
 
 EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
@@ -144,14 +147,59 @@ def build_views(namespaces: Iterable[Mapping[str, Any]], policies: Iterable[Mapp
     }
 
 
+def cluster_summaries(objects: Iterable[Mapping[str, Any]]) -> tuple[ClusterSummary, ...]:
+    """The summaries of the cluster-wide and CNI policies among `objects` (webhook/core/clusterpolicy.py);
+    within them, a later object of the same kind, namespace and name replaces an earlier one."""
+    found: dict[tuple[str, str, str], tuple[ClusterSummary, ...]] = {}
+    for obj in objects:
+        if clusterpolicy.is_cluster_policy(obj):
+            summaries = clusterpolicy.summarize(obj)
+            if summaries:
+                found[(str(obj.get("apiVersion", "")).rpartition("/")[0] + "/" + str(obj.get("kind")),
+                       summaries[0].namespace, name_of(obj))] = summaries
+    return tuple(s for group in found.values() for s in group)
+
+
+def replace_cluster(summaries: tuple[ClusterSummary, ...], obj: Mapping[str, Any],
+                    deleted: bool) -> tuple[ClusterSummary, ...]:
+    """`summaries` with those of `obj` (a cluster-wide or CNI policy) replaced by its current
+    ones, or removed when it was `deleted`."""
+    current = clusterpolicy.summarize(obj)
+    if not current:
+        return summaries
+    kind, namespace, name = current[0].kind, current[0].namespace, name_of(obj)
+    kept = tuple(s for s in summaries if not (s.kind == kind and s.namespace == namespace and
+                                              (s.name == name or s.name.startswith(name + "#"))))
+    return kept if deleted else kept + current
+
+
+def dependents_view(views: Iterable[NamespaceView], summaries: tuple[ClusterSummary, ...]) -> NamespaceView:
+    """The view a cluster-scoped request is decided on (namespace ""): its `dependents` are the
+    namespaces that may hold LoadBalancers, each with the cluster-wide policies that apply."""
+    return NamespaceView(name="", dependents=tuple(with_cluster(v, summaries) for v in views
+                                                   if v.may_hold_load_balancers()))
+
+
+def with_cluster(view: NamespaceView, summaries: tuple[ClusterSummary, ...]) -> NamespaceView:
+    """The view with the cluster-wide and CNI policies that apply to its namespace."""
+    if not summaries:
+        return view
+    return view.with_cluster(clusterpolicy.applying(summaries, view.name, view.labels))
+
+
 def build_views_of(objects: Iterable[Mapping[str, Any]],
                    required_labels: tuple[str, ...] = ()) -> dict[str, NamespaceView]:
-    """build_views over a mixed list of objects that carry their kind (files, `check`); objects
-    of other kinds (or of another API group, such as Calico's NetworkPolicy) are ignored."""
+    """build_views over a mixed list of objects that carry their kind (files, `check`), each view
+    with the cluster-wide and CNI policies that apply to it; objects of other kinds are ignored."""
     by_kind: dict[str, list[Mapping[str, Any]]] = {"Namespace": [], "NetworkPolicy": [], "Service": []}
+    others = []
     for obj in objects:
         kind = state_kind(obj)
         if kind is not None:
             by_kind[kind].append(obj)
-    return build_views(by_kind["Namespace"], by_kind["NetworkPolicy"], by_kind["Service"],
-                       required_labels=required_labels)
+        elif clusterpolicy.is_cluster_policy(obj):
+            others.append(obj)
+    views = build_views(by_kind["Namespace"], by_kind["NetworkPolicy"], by_kind["Service"],
+                        required_labels=required_labels)
+    summaries = cluster_summaries(others)
+    return {name: with_cluster(view, summaries) for name, view in views.items()}

@@ -16,7 +16,7 @@ nothing for it to scan.
 
 from __future__ import annotations
 
-from webhook.core import messages, netpol
+from webhook.core import clusterguard, clusterpolicy, messages, netpol
 from webhook.core.egress import required_directions
 from webhook.core.outcome import Decision, allow, apply_action, combine, violation
 from webhook.core.request import AdmissionRequest
@@ -27,7 +27,10 @@ NAME = "protect-default-deny"
 
 
 def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decision | None:
-    if req.kind != "NetworkPolicy" or req.operation not in ("CREATE", "UPDATE", "DELETE"):
+    if (req.group, req.kind) in clusterpolicy.GUARDED:  # Calico's and Cilium's (docs/clusterpolicies.md)
+        return clusterguard.admit(req, view, ctx, NAME)
+    if req.kind != "NetworkPolicy" or req.group != "networking.k8s.io" or \
+            req.operation not in ("CREATE", "UPDATE", "DELETE"):
         return None
     answers = [d for direction in required_directions(view, ctx.egress)
                if (d := _admit(req, view, ctx, direction)) is not None]

@@ -75,7 +75,8 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
     found = violation(NAME, messages.loadbalancer_denied(ns, name, req.operation, rule=NAME,
                                                          from_flux=req.from_flux, missing=missing,
                                                          dns=ctx.egress.dns,
-                                                         labels_unknown=_labels_unknown(view, ctx)),
+                                                         labels_unknown=_labels_unknown(view, ctx),
+                                                         not_isolating=view.not_isolating()),
                       summary, confirm_live=True)
     return apply_action(found, action)
 

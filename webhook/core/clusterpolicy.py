@@ -1,0 +1,64 @@
+"""Cluster-wide and CNI policies: which kinds netguard reads, and the one way each object becomes
+the `ClusterSummary`s the rules read (docs/clusterpolicies.md; the semantics per family in
+webhook/core/adminpolicy.py, calico.py and cilium.py, each citing its project's documents).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Iterable
+
+from webhook.core import adminpolicy, calico, cilium
+from webhook.core.clusterscope import ClusterSummary
+
+NETWORK_POLICY_API = "policy.networking.k8s.io"
+CALICO = "projectcalico.org"
+CILIUM = "cilium.io"
+
+# (API group, kind) -> (plural resource, namespaced), for every kind read here. Versions: the
+# kinds' documented ones (v1alpha1 for AdminNetworkPolicy and BaselineAdminNetworkPolicy,
+# v1alpha2 for ClusterNetworkPolicy, v3 for Calico, v2 for Cilium); the live inventory takes
+# whichever version the cluster serves (discovery).
+KINDS: dict[tuple[str, str], tuple[str, bool]] = {
+    (NETWORK_POLICY_API, "AdminNetworkPolicy"): ("adminnetworkpolicies", False),
+    (NETWORK_POLICY_API, "BaselineAdminNetworkPolicy"): ("baselineadminnetworkpolicies", False),
+    (NETWORK_POLICY_API, "ClusterNetworkPolicy"): ("clusternetworkpolicies", False),
+    (CALICO, "GlobalNetworkPolicy"): ("globalnetworkpolicies", False),
+    (CALICO, "NetworkPolicy"): ("networkpolicies", True),
+    (CILIUM, "CiliumClusterwideNetworkPolicy"): ("ciliumclusterwidenetworkpolicies", False),
+    (CILIUM, "CiliumNetworkPolicy"): ("ciliumnetworkpolicies", True),
+}
+# The kinds that can isolate (and so are guarded): not the policy.networking.k8s.io ones.
+GUARDED = frozenset(k for k in KINDS if k[0] != NETWORK_POLICY_API)
+
+
+def _group(obj: Mapping[str, Any]) -> str:
+    return str(obj.get("apiVersion") or "").rpartition("/")[0]
+
+
+def is_cluster_policy(obj: Mapping[str, Any]) -> bool:
+    return (_group(obj), str(obj.get("kind") or "")) in KINDS
+
+
+def summarize(obj: Mapping[str, Any]) -> tuple[ClusterSummary, ...]:
+    """The summaries of one object of KINDS (several for a Cilium policy of several rules); ()
+    for any other object."""
+    group, kind = _group(obj), str(obj.get("kind") or "")
+    if (group, kind) not in KINDS:
+        return ()
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    name = str(metadata.get("name") or "")
+    namespaced = KINDS[(group, kind)][1]
+    namespace = str(metadata.get("namespace") or "default") if namespaced else ""
+    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
+    if group == NETWORK_POLICY_API:
+        return (adminpolicy.summarize(kind, name, spec),)
+    if group == CALICO:  # named so that no one takes it for a networking.k8s.io NetworkPolicy
+        return (calico.summarize(f"Calico {kind}", name, namespace, spec),)
+    return cilium.summarize(kind, name, namespace, obj)
+
+
+def applying(summaries: Iterable[ClusterSummary], namespace: str,
+             labels: Mapping[str, str]) -> tuple[ClusterSummary, ...]:
+    """The summaries that apply to every pod of `namespace` (with these labels), by label."""
+    return tuple(sorted((s for s in summaries if s.applies_to(namespace, labels)), key=lambda s: s.label))
