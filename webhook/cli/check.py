@@ -61,7 +61,13 @@ CHECK_FIELD_MANAGER = "netguard-check"
 
 
 def _reviewed(m: Manifest) -> bool:
-    return (m.group, m.kind) in decide.REVIEWED
+    return (m.group, m.kind) in decide.REVIEWED or (m.group, m.kind) in clusterpolicy.GUARDED
+
+
+def _namespace(m: Manifest) -> str:
+    """Where the object lands: nowhere for a cluster-scoped policy (a GlobalNetworkPolicy)."""
+    known = clusterpolicy.KINDS.get((m.group, m.kind))
+    return "" if known is not None and not known[1] else m.namespace
 
 
 def _is_state(m: Manifest) -> bool:
@@ -112,7 +118,8 @@ def synthetic_request(m: Manifest, uid: str, field_manager: str = CHECK_FIELD_MA
     malformed objects are refused."""
     obj = dict(m.obj)
     # The apiserver fills in the namespace before admission.
-    obj["metadata"] = {**m.metadata, "namespace": m.namespace}
+    namespace = _namespace(m)
+    obj["metadata"] = {**m.metadata, **({"namespace": namespace} if namespace else {})}
     _, _, version = m.api_version.rpartition("/")
     body = {
         "apiVersion": "admission.k8s.io/v1",
@@ -120,7 +127,7 @@ def synthetic_request(m: Manifest, uid: str, field_manager: str = CHECK_FIELD_MA
         "request": {
             "uid": uid,
             "kind": {"group": m.group, "version": version, "kind": m.kind},
-            "namespace": m.namespace,
+            "namespace": namespace,
             "name": m.name,
             "operation": "CREATE",
             "userInfo": {"username": "netguard-check"},
@@ -256,7 +263,7 @@ def check(manifests: Sequence[Manifest], settings: Settings,
 
     def run(kind: str, inventory: OfflineInventory) -> None:
         for index, m in enumerate(manifests):
-            if _reviewed(m) and m.kind == kind:
+            if _reviewed(m) and (m.kind == "Service") == (kind == "Service"):
                 try:
                     results[index] = review(m, uids[index], inventory, settings, flux)
                 except Exception as exc:  # an object of an impossible shape trips a rule
@@ -265,6 +272,7 @@ def check(manifests: Sequence[Manifest], settings: Settings,
 
     # Policies first, as Helm and Argo CD apply them; a policy netguard refuses is never
     # persisted, so it does not count for the Services.
+    # (With them, the cluster-wide and CNI policies netguard guards.)
     run("NetworkPolicy", _inventory(cluster_objects, [m for _, m in state]))
     refused = {i for i, r in results.items() if not r.allowed}
     run("Service", _inventory(cluster_objects, [m for i, m in state if i not in refused]))
