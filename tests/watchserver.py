@@ -53,6 +53,42 @@ KINDS = {
 }
 
 
+# With `cluster_policies=True`: the cluster-wide and CNI policy kinds (webhook/core/clusterpolicy.py),
+# each as "GROUP/plural" -> (kind, apiVersion, collection path prefix), namespaced or not, with
+# their discovery documents (GET /apis/GROUP and /apis/GROUP/VERSION).
+CLUSTER_KINDS = {
+    "policy.networking.k8s.io/adminnetworkpolicies":
+        ("AdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1", "/apis/policy.networking.k8s.io/v1alpha1"),
+    "policy.networking.k8s.io/baselineadminnetworkpolicies":
+        ("BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1", "/apis/policy.networking.k8s.io/v1alpha1"),
+    "projectcalico.org/globalnetworkpolicies":
+        ("GlobalNetworkPolicy", "projectcalico.org/v3", "/apis/projectcalico.org/v3"),
+    "projectcalico.org/networkpolicies": ("NetworkPolicy", "projectcalico.org/v3", "/apis/projectcalico.org/v3"),
+    "cilium.io/ciliumclusterwidenetworkpolicies":
+        ("CiliumClusterwideNetworkPolicy", "cilium.io/v2", "/apis/cilium.io/v2"),
+    "cilium.io/ciliumnetworkpolicies": ("CiliumNetworkPolicy", "cilium.io/v2", "/apis/cilium.io/v2"),
+}
+NAMESPACED_CLUSTER_KINDS = {"projectcalico.org/networkpolicies", "cilium.io/ciliumnetworkpolicies"}
+
+
+def discovery_documents(kinds: dict[str, tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
+    """path -> APIGroup or APIResourceList for the served cluster policy kinds."""
+    found: dict[str, dict[str, Any]] = {}
+    for resource, (kind, api_version, _) in kinds.items():
+        if resource not in CLUSTER_KINDS:
+            continue
+        group, version = api_version.split("/")
+        found[f"/apis/{group}"] = {"kind": "APIGroup", "apiVersion": "v1", "name": group,
+                                   "versions": [{"groupVersion": api_version, "version": version}],
+                                   "preferredVersion": {"groupVersion": api_version, "version": version}}
+        listing = found.setdefault(f"/apis/{api_version}", {"kind": "APIResourceList", "apiVersion": "v1",
+                                                            "groupVersion": api_version, "resources": []})
+        listing["resources"].append({"name": resource.split("/")[1], "kind": kind,
+                                     "namespaced": resource in NAMESPACED_CLUSTER_KINDS,
+                                     "verbs": ["get", "list", "watch"]})
+    return found
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
@@ -81,20 +117,22 @@ def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
 class WatchServer:
     """`tls`: (certificate file, key file) to serve HTTPS, as kube-apiserver does."""
 
-    def __init__(self, tls: tuple[str, str] | None = None) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None, cluster_policies: bool = False) -> None:
         self._tls = tls
+        self.kinds = {**KINDS, **(CLUSTER_KINDS if cluster_policies else {})}
+        self.discovery = discovery_documents(self.kinds)
         self._cond = threading.Condition()
         self.revision = 1
-        self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in KINDS}
-        self._log: dict[str, list[tuple[int, dict[str, Any]]]] = {r: [] for r in KINDS}
+        self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in self.kinds}
+        self._log: dict[str, list[tuple[int, dict[str, Any]]]] = {r: [] for r in self.kinds}
         self._compacted: dict[str, tuple[int, str]] = {}  # resource -> (revision, "event" | "http")
-        self._drops = dict.fromkeys(KINDS, 0)  # bumped by drop_watches(): open streams compare
+        self._drops = dict.fromkeys(self.kinds, 0)  # bumped by drop_watches(): open streams compare
         self._faults: list[_Fault] = []
         self._snapshots: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         self._snapshot_ids = itertools.count(1)
         self.requests: list[Request] = []
         self.objects = ObjectStore(self._bump)
-        self.active_watches = dict.fromkeys(KINDS, 0)
+        self.active_watches = dict.fromkeys(self.kinds, 0)
         self._connections: set[socket.socket] = set()  # open client connections (keep-alive)
         self._stopping = False
         self._httpd: ThreadingHTTPServer | None = None
@@ -168,7 +206,7 @@ class WatchServer:
     def put(self, resource: str, obj: dict[str, Any], silent: bool = False) -> dict[str, Any]:
         """Create or replace an object; `silent` stores it without a watch event."""
         obj = copy.deepcopy(obj)
-        kind, api_version, _ = KINDS[resource]
+        kind, api_version, _ = self.kinds[resource]
         obj.setdefault("kind", kind)
         obj.setdefault("apiVersion", api_version)
         metadata = obj.setdefault("metadata", {})
@@ -184,7 +222,7 @@ class WatchServer:
 
     def put_many(self, resource: str, objects: Iterable[dict[str, Any]]) -> None:
         """Store objects without events and without copying them (the benchmark's bulk load)."""
-        kind, api_version, _ = KINDS[resource]
+        kind, api_version, _ = self.kinds[resource]
         with self._cond:
             for obj in objects:
                 self.revision += 1
@@ -206,7 +244,7 @@ class WatchServer:
 
     def bookmark(self, resource: str) -> str:
         """Send a BOOKMARK at a new revision (as if other resources changed meanwhile)."""
-        kind, api_version, _ = KINDS[resource]
+        kind, api_version, _ = self.kinds[resource]
         with self._cond:
             self.revision += 1
             self._emit(resource, "BOOKMARK", {"kind": kind, "apiVersion": api_version,
@@ -237,7 +275,7 @@ class WatchServer:
     def drop_watches(self, resource: str | None = None) -> None:
         """Cut open watch streams mid-way: no terminating chunk, the socket is shut."""
         with self._cond:
-            for name in [resource] if resource else list(KINDS):
+            for name in [resource] if resource else list(self.kinds):
                 self._drops[name] += 1
             self._cond.notify_all()
 
@@ -274,7 +312,7 @@ class WatchServer:
         return None
 
     def _list(self, resource: str, namespace: str, query: dict[str, str]) -> dict[str, Any]:
-        kind, api_version, _ = KINDS[resource]
+        kind, api_version, _ = self.kinds[resource]
         limit = int(query.get("limit") or 0)
         token = query.get("continue", "")
         with self._cond:
@@ -349,6 +387,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, path: str) -> tuple[str, str, str] | None:
         """(resource, namespace, name) for a path we serve."""
         parts = path.strip("/").split("/")
+        if parts[:1] == ["apis"] and len(parts) >= 4 and parts[1] != "networking.k8s.io":
+            resource = f"{parts[1]}/{parts[-1]}"
+            if self.api.kinds.get(resource, ("", "", ""))[1] != f"{parts[1]}/{parts[2]}":
+                return None
+            if len(parts) == 4:
+                return resource, "", ""
+            if len(parts) == 6 and parts[3] == NAMESPACES and resource in NAMESPACED_CLUSTER_KINDS:
+                return resource, parts[4], ""
+            return None
         core = parts[:2] == ["api", "v1"]
         net = parts[:3] == ["apis", "networking.k8s.io", "v1"]
         rest = parts[2:] if core else parts[3:] if net else None
@@ -402,6 +449,9 @@ class _Handler(BaseHTTPRequestHandler):
         with self.api._cond:
             self.api.requests.append(Request("GET", url.path, query, resource, namespace, watch,
                                              {k.lower(): v for k, v in self.headers.items()}))
+        if route is None and url.path in self.api.discovery:
+            self._send_json(200, self.api.discovery[url.path])
+            return
         if route is None:
             self._send_json(404, status_body(404, "NotFound", f"no route for {url.path}"))
             return

@@ -1,14 +1,11 @@
 """The live inventory: Namespaces, NetworkPolicies and Services listed and watched from the API.
 
-Three reflectors (webhook/inventory/watch.py), one per collection, each in a daemon thread
-started by `start()` -- never at import or construction, since gunicorn forks after building the
-app and threads do not survive a fork. They keep one slim index: namespace ->
-`NamespaceView`. Views are immutable; each event builds a new one and swaps it in under a lock,
-so a decision never sees half an update, and readers take no lock at all.
-
-What is kept is only what the rules read: a namespace's labels, each policy as a
-`PolicySummary`, and the names of the LoadBalancer Services. Names are interned and identical
-summaries shared, so 30,000 policies cost megabytes (bench/inventory_memory.py measures it).
+Three reflectors (webhook/inventory/watch.py), one per collection, in daemon threads started by
+`start()` (never at import: gunicorn forks after building the app, and threads do not survive a
+fork), and those of the served cluster-wide and CNI policies (webhook/inventory/clusterwatch.py).
+One slim index: namespace -> immutable `NamespaceView`, swapped whole under a lock on each event;
+readers take no lock. Kept is what the rules read: labels, each policy as a `PolicySummary`, the
+LoadBalancers' names; names interned, equal summaries shared (bench/inventory_memory.py).
 
 `view()` answers from the index, which lags the API by the watch delay. `confirm()` is a live,
 consistent read used before a denial. It does not write into the index: the watch delivers the
@@ -18,7 +15,7 @@ still in flight. A namespace the index has not seen yet (created a moment ago) i
 Requests go through the client's ApiClient as plain GETs (webhook/inventory/kube.py), and
 views are built the one way webhook/inventory/views.py builds them.
 RBAC: list and watch namespaces, services and networkpolicies.networking.k8s.io cluster-wide,
-get namespaces.
+get namespaces; list and watch the cluster-wide and CNI policy kinds (manifests/base/rbac.yaml).
 """
 
 from __future__ import annotations
@@ -40,6 +37,7 @@ from webhook.core.request import AdmissionRequest
 from webhook.core.view import NamespaceView, PolicySummary
 from webhook.inventory import kube
 from webhook.inventory import views as build
+from webhook.inventory.clusterwatch import ClusterPolicies
 from webhook.inventory.kube import COLLECTIONS as PATHS
 from webhook.inventory.kube import NAMESPACED as NAMESPACED_PATHS
 from webhook.inventory.kube import LIVE_READ_TIMEOUT, RawApi
@@ -141,6 +139,9 @@ class ClusterInventory:
             name: Reflector(name, self._api.collection(PATHS[name]), *handlers[name], self._stop,
                             timing, on_restart=self._restarted, list_lock=self._list_lock)
             for name in RESOURCES}
+        # The served cluster-wide and CNI policy kinds (webhook/inventory/clusterwatch.py).
+        self.cluster_policies = ClusterPolicies(self._api, self._stop, timing, list_lock=self._list_lock,
+                                                on_restart=self._restarted)
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None,
@@ -154,15 +155,17 @@ class ClusterInventory:
     # ------------------------------------------------------------------ Inventory
 
     def ready(self) -> bool:
-        return all(r.synced for r in self.reflectors.values())
+        return all(r.synced for r in self.reflectors.values()) and self.cluster_policies.ready()
 
     def view(self, namespace: str) -> NamespaceView:
         if not self.ready():
-            waiting = ", ".join(n for n, r in self.reflectors.items() if not r.synced)
-            raise InventoryUnavailable(f"netguard has not finished listing {waiting}")
+            waiting = [n for n, r in self.reflectors.items() if not r.synced] + self.cluster_policies.waiting()
+            raise InventoryUnavailable(f"netguard has not finished listing {', '.join(waiting)}")
+        if not namespace:  # a cluster-scoped request: decided on the namespaces with LoadBalancers
+            return build.dependents_view(list(self._views.values()), self.cluster_policies.summaries)
         view = self._views.get(namespace)
         if view is not None and view.known:
-            return view
+            return build.with_cluster(view, self.cluster_policies.summaries)
         # Not seen by the Namespace watch yet (perhaps created in the same apply): ask the API.
         return self.confirm(namespace)
 
@@ -175,7 +178,8 @@ class ClusterInventory:
             raise InventoryUnavailable(
                 f"cannot read namespace {namespace!r} from the Kubernetes API: {describe(exc)}") from exc
         summaries = (PolicySummary.of(p) for p in policies)
-        return NamespaceView(
+        # The cluster-wide policies as last watched: read live, only the namespace's own objects.
+        return build.with_cluster(NamespaceView(
             name=namespace,
             labels=build.namespace_labels(ns, self._keep_labels) if ns is not None else _EMPTY,
             policies=MappingProxyType({s.name: s for s in summaries}),
@@ -183,10 +187,10 @@ class ClusterInventory:
                                      if is_load_balancer(s)),
             known=ns is not None,
             resource_version=_newer(policies_rv, services_rv),
-            source="live")
+            source="live"), self.cluster_policies.summaries)
 
     def views(self) -> list[NamespaceView]:
-        return list(self._views.values())
+        return [build.with_cluster(v, self.cluster_policies.summaries) for v in self._views.values()]
 
     def observe(self, req: AdmissionRequest) -> None:
         # The watch reports what the API stored, which is what counts (a later webhook or a
@@ -202,14 +206,18 @@ class ClusterInventory:
             thread = threading.Thread(target=reflector.run, name=f"netguard-watch-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
+        thread = threading.Thread(target=self.cluster_policies.run, name="netguard-watch-clusterpolicies", daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopped = True
         self._stop.set()
         for reflector in self.reflectors.values():
             reflector.close()
+        self.cluster_policies.close()
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        for thread in self._threads + self.cluster_policies.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("%s did not stop within %.1fs", thread.name, timeout)
@@ -246,6 +254,7 @@ class ClusterInventory:
             "namespaces": sum(1 for v in views if v.known),
             "policies": sum(len(v.policies) for v in views),
             "load_balancers": sum(len(v.load_balancers) for v in views),
+            "cluster_policies": len(self.cluster_policies.summaries),
         }
 
     def _restarted(self, reflector: Reflector, why: str) -> None:

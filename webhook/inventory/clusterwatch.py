@@ -1,0 +1,129 @@
+"""The live inventory's cluster-wide and CNI policies: the kinds of webhook/core/clusterpolicy.py
+that the cluster serves (API discovery through webhook/inventory/kube.py; a group it does not
+serve is no error), listed and watched by one reflector each (webhook/inventory/watch.py).
+
+What is kept is only the summaries the rules read (webhook/core/clusterscope.py): for 1,000
+cluster-wide policies, kilobytes. Views are not stored with them: the live inventory attaches
+the ones that apply as it hands a view out (webhook/inventory/views.py `with_cluster`).
+Discovery happens once, when the inventory starts: a policy API installed later is read after
+the next restart of netguard.
+RBAC: get on the discovery paths (every authenticated user may), list and watch each kind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Iterable, Mapping
+
+from webhook.core import clusterpolicy
+from webhook.core.clusterscope import ClusterSummary
+from webhook.inventory import kube
+from webhook.inventory.kube import RawApi
+from webhook.inventory.watch import Reflector, Timing, describe
+
+log = logging.getLogger("netguard.cluster")
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+
+
+class ClusterPolicies:
+    """Summaries of the served cluster-wide and CNI policies, kept current. `summaries` is an
+    immutable tuple swapped whole on each change, so readers take no lock."""
+
+    def __init__(self, api: RawApi, stop: threading.Event, timing: Timing = Timing(), *,
+                 list_lock: threading.Lock | None = None,
+                 on_restart: Callable[[Reflector, str], None] | None = None) -> None:
+        self._api = api
+        self._stop = stop
+        self._timing = timing
+        self._list_lock = list_lock
+        self._on_restart = on_restart
+        self._lock = threading.Lock()
+        self._objects: dict[Key, tuple[ClusterSummary, ...]] = {}
+        self.summaries: tuple[ClusterSummary, ...] = ()
+        self.reflectors: dict[str, Reflector] = {}
+        self.discovered = False
+        self.last_error: str | None = None
+        self._threads: list[threading.Thread] = []
+
+    def ready(self) -> bool:
+        return self.discovered and all(r.synced for r in self.reflectors.values())
+
+    def waiting(self) -> list[str]:
+        if not self.discovered:
+            return ["the cluster-wide policy APIs (discovery)"]
+        return [name for name, r in self.reflectors.items() if not r.synced]
+
+    def discover(self) -> bool:
+        """Find the served kinds and make their reflectors; False (and last_error) on failure."""
+        timeout = (self._timing.connect_timeout, self._timing.list_read_timeout)
+        try:
+            served = kube.discover_cluster_policies(self._api, timeout)
+        except Exception as exc:  # unreachable, or an answer of another shape: retried
+            self.last_error = f"discovery: {describe(exc)}"
+            return False
+        for kind, (path, api_version) in sorted(served.items()):
+            self.reflectors[kind] = Reflector(
+                kind, self._api.collection(path), self._on_list(kind, api_version),
+                self._on_event(kind, api_version), self._stop, self._timing,
+                on_restart=self._on_restart, list_lock=self._list_lock)
+        self.discovered = True
+        log.info("cluster-wide and CNI policy kinds served: %s", ", ".join(sorted(served)) or "none")
+        return True
+
+    def run(self) -> None:
+        """Thread body: discover (retrying, bounded by the stop event), then run each reflector
+        in a thread of its own."""
+        failures = 0
+        while not self._stop.is_set() and not self.discover():
+            failures += 1
+            self._stop.wait(self._timing.backoff(failures))
+        for name, reflector in self.reflectors.items():
+            if self._stop.is_set():
+                return
+            thread = threading.Thread(target=reflector.run, name=f"netguard-watch-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def close(self) -> None:
+        for reflector in self.reflectors.values():
+            reflector.close()
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
+
+    # ------------------------------------------------------------------ index updates
+
+    @staticmethod
+    def _typed(obj: Mapping[str, Any], kind: str, api_version: str) -> dict[str, Any]:
+        return {**obj, "kind": obj.get("kind") or kind, "apiVersion": obj.get("apiVersion") or api_version}
+
+    @staticmethod
+    def _key(kind: str, obj: Mapping[str, Any]) -> Key:
+        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+        return kind, str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+
+    def _swap(self) -> None:
+        self.summaries = tuple(s for key in sorted(self._objects) for s in self._objects[key])
+
+    def _on_list(self, kind: str, api_version: str) -> Callable[[Iterable[Mapping[str, Any]], str], None]:
+        def relist(items: Iterable[Mapping[str, Any]], version: str) -> None:
+            fresh = {self._key(kind, o): clusterpolicy.summarize(self._typed(o, kind, api_version)) for o in items}
+            with self._lock:
+                self._objects = {k: v for k, v in self._objects.items() if k[0] != kind}
+                self._objects.update(fresh)
+                self._swap()
+        return relist
+
+    def _on_event(self, kind: str, api_version: str) -> Callable[[str, Mapping[str, Any]], None]:
+        def event(change: str, obj: Mapping[str, Any]) -> None:
+            key = self._key(kind, obj)
+            with self._lock:
+                if change == "DELETED":
+                    self._objects.pop(key, None)
+                else:
+                    self._objects[key] = clusterpolicy.summarize(self._typed(obj, kind, api_version))
+                self._swap()
+        return event
