@@ -21,7 +21,7 @@ import yaml
 
 from tests.reviews import view_of
 from webhook.serve import certs
-from webhook.core import decide, netpol
+from webhook.core import clusterpolicy, decide, netpol
 from webhook.cli import manifests
 from webhook.core.settings import Settings, default_settings
 from webhook.core.config import parse_settings
@@ -48,7 +48,10 @@ CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding",
 # names, so a new rule fails test_every_rule_has_its_needs_listed until it is listed here.
 RULE_NEEDS: dict[str, set[tuple[str, str, str]]] = {
     "loadbalancer_requires_default_deny": {("", "services", op) for op in ("CREATE", "UPDATE")},
-    "protect_default_deny": {("networking.k8s.io", "networkpolicies", op) for op in ("UPDATE", "DELETE")},
+    "protect_default_deny": {("networking.k8s.io", "networkpolicies", op) for op in ("UPDATE", "DELETE")} | {
+        (g, r, op) for g, r in (("projectcalico.org", "globalnetworkpolicies"), ("projectcalico.org", "networkpolicies"),
+                                ("cilium.io", "ciliumclusterwidenetworkpolicies"), ("cilium.io", "ciliumnetworkpolicies"))
+        for op in ("CREATE", "UPDATE", "DELETE")},
     "required_labels": {(g, r, op) for g, r in (("", "services"), ("networking.k8s.io", "networkpolicies"))
                         for op in ("CREATE", "UPDATE")},
 }
@@ -173,7 +176,8 @@ def test_rbac_is_read_only(docs):
                for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
     assert granted == {(g, r, v) for g, r in (("", "namespaces"), ("", "services"),
                                               ("networking.k8s.io", "networkpolicies"))
-                       for v in ("get", "list", "watch")}
+                       for v in ("get", "list", "watch")} | {
+        (g, r, v) for (g, _), (r, _) in clusterpolicy.KINDS.items() for v in ("list", "watch")}
     assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in role["rules"])
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
@@ -298,10 +302,21 @@ def test_config_map_is_the_default_configuration(docs):
 # --------------------------------------------------------------------------- webhooks
 
 
+def test_the_isolating_cluster_and_cni_policies_are_guarded(docs):
+    [hook] = [w for _, w in webhooks(docs) if w["name"] == "clusterpolicies.netguard.io"]
+    assert hook["failurePolicy"] == "Fail" and hook["clientConfig"]["service"]["path"] == "/validate"
+    served = {(r["apiGroups"][0], r["resources"][0], r["scope"]) for r in hook["rules"]}
+    assert served == {("projectcalico.org", "globalnetworkpolicies", "Cluster"),
+                      ("projectcalico.org", "networkpolicies", "Namespaced"),
+                      ("cilium.io", "ciliumclusterwidenetworkpolicies", "Cluster"),
+                      ("cilium.io", "ciliumnetworkpolicies", "Namespaced")}
+    assert all(r["operations"] == ["CREATE", "UPDATE", "DELETE"] for r in hook["rules"])
+
+
 def test_webhook_common_settings(docs):
     hooks = webhooks(docs)
     assert {w["name"] for _, w in hooks} == {"services.netguard.io", "networkpolicies.netguard.io",
-                                             "labels.netguard.io"}
+                                             "labels.netguard.io", "clusterpolicies.netguard.io"}
     for kind, hook in hooks:
         assert hook["sideEffects"] == "None"
         assert hook["admissionReviewVersions"] == ["v1"]
@@ -317,7 +332,8 @@ def test_webhook_common_settings(docs):
         assert (service["namespace"], service["name"], service["port"]) == (NS, "netguard", 443)
         assert service["path"] == ("/validate" if kind == "ValidatingWebhookConfiguration" else "/mutate")
         assert hook["clientConfig"]["caBundle"] == ""  # the placeholder
-        assert all(rule["scope"] == "Namespaced" and rule["apiVersions"] == ["v1"] for rule in hook["rules"])
+        if hook["name"] != "clusterpolicies.netguard.io":  # Calico's v3, Cilium's v2, some cluster-scoped
+            assert all(rule["scope"] == "Namespaced" and rule["apiVersions"] == ["v1"] for rule in hook["rules"])
 
 
 def test_failure_policies(docs):
@@ -345,8 +361,9 @@ def test_webhooks_send_only_what_netguard_reviews(docs):
     validating = covered(one(docs, "ValidatingWebhookConfiguration")["webhooks"])
     assert validating == set().union(*RULE_NEEDS.values())
     assert covered(one(docs, "MutatingWebhookConfiguration")["webhooks"]) == MUTATION_NEEDS
-    resources = {"services": "Service", "networkpolicies": "NetworkPolicy"}
-    assert {(g, resources[r]) for g, r, _ in validating | MUTATION_NEEDS} == decide.REVIEWED
+    resources = {"services": "Service", "networkpolicies": "NetworkPolicy"} | {
+        r: k for (_, k), (r, _) in clusterpolicy.KINDS.items()}
+    assert {(g, resources[r]) for g, r, _ in validating | MUTATION_NEEDS} == decide.REVIEWED | clusterpolicy.GUARDED
 
 
 # --------------------------------------------------------------------------- parameters
@@ -383,7 +400,7 @@ def test_ca_bundle_round_trip(ca_dir):
     for rendered in (manifests.render(ca_bundle_pem=pem),
                      manifests.render(ca_bundle_pem=pem, url="https://127.0.0.1:8443")):
         hooks = webhooks(parse(rendered))
-        assert len(hooks) == 3
+        assert len(hooks) == 4
         for _, hook in hooks:
             assert base64.b64decode(hook["clientConfig"]["caBundle"], validate=True) == pem
     from cryptography import x509
@@ -655,7 +672,7 @@ def test_namespace_selector_follows_exempt_namespaces():
 
 def test_required_labels_widen_what_is_sent():
     docs = manifests.objects(config_text="labels:\n  required: [team, example.com/owner]\n")
-    services, policies, labels = one(docs, "ValidatingWebhookConfiguration")["webhooks"]
+    services, policies, _, labels = one(docs, "ValidatingWebhookConfiguration")["webhooks"]
     [condition] = services["matchConditions"]
     assert condition["name"] == "loadbalancer-or-refused-labels"
     assert "['team', 'example.com/owner'].exists(k, (!has(object.metadata.labels)" in condition["expression"]

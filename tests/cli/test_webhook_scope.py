@@ -148,7 +148,7 @@ def test_the_rendered_webhook_carries_the_condition():
     for config in CONFIGS.values():
         settings = parse_settings(config)
         docs = manifests.objects(config_text=config or "{}\n")
-        [services, policies, *labels] = next(d for d in docs if d["kind"] == "ValidatingWebhookConfiguration")[
+        [services, policies, _, *labels] = next(d for d in docs if d["kind"] == "ValidatingWebhookConfiguration")[
             "webhooks"]
         assert services["matchConditions"] == [service_condition(settings)]
         assert "matchConditions" not in policies

@@ -84,6 +84,16 @@ def _namespace(ns: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
+def _cluster_policy_resources() -> dict[str, set[str]]:
+    from webhook.core.clusterpolicy import KINDS
+
+    found: dict[str, set[str]] = {}
+    for (group, _), (resource, _) in KINDS.items():
+        found.setdefault(group, set()).add(resource)
+    return dict(sorted(found.items(), key=lambda item: ["policy.networking.k8s.io", "projectcalico.org",
+                                                        "cilium.io"].index(item[0])))
+
+
 def _rbac(ns: str) -> list[dict[str, Any]]:
     read = ["get", "list", "watch"]
     return [
@@ -95,6 +105,9 @@ def _rbac(ns: str) -> list[dict[str, Any]]:
             "rules": [
                 {"apiGroups": [""], "resources": ["namespaces", "services"], "verbs": list(read)},
                 {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": list(read)},
+                # The cluster-wide and CNI policies (webhook/inventory/clusterwatch.py), where served.
+                *({"apiGroups": [group], "resources": sorted(resources), "verbs": ["list", "watch"]}
+                  for group, resources in _cluster_policy_resources().items()),
             ],
         },
         {

@@ -29,6 +29,16 @@ SERVICES_WEBHOOK = "services.netguard.io"
 SERVICE_LABELS_WEBHOOK = "service-labels.netguard.io"
 NETWORKPOLICIES_WEBHOOK = "networkpolicies.netguard.io"
 LABELS_WEBHOOK = "labels.netguard.io"
+CLUSTER_POLICIES_WEBHOOK = "clusterpolicies.netguard.io"
+# The cluster-wide and CNI policies that can isolate (webhook/core/clusterpolicy.py GUARDED), as
+# (group, version, resource, scope): protect-default-deny guards them. A rule naming a resource
+# the cluster does not serve matches nothing (docs/clusterpolicies.md).
+CLUSTER_POLICY_RULES = (
+    ("projectcalico.org", "v3", "globalnetworkpolicies", "Cluster"),
+    ("projectcalico.org", "v3", "networkpolicies", "Namespaced"),
+    ("cilium.io", "v2", "ciliumclusterwidenetworkpolicies", "Cluster"),
+    ("cilium.io", "v2", "ciliumnetworkpolicies", "Namespaced"),
+)
 
 # `object` is null on DELETE and `oldObject` on CREATE, and a condition that fails to evaluate
 # fails the request as the webhook's failurePolicy says (Fail): every step is guarded.
@@ -102,9 +112,10 @@ def _client_config(ns: str, path: str, ca_bundle: str, url: str | None) -> dict[
     return {"service": {"name": NAME, "namespace": ns, "path": path, "port": 443}, "caBundle": ca_bundle}
 
 
-def _rule(group: str, resource: str, operations: list[str]) -> dict[str, Any]:
-    return {"apiGroups": [group], "apiVersions": ["v1"], "operations": list(operations),
-            "resources": [resource], "scope": "Namespaced"}
+def _rule(group: str, resource: str, operations: list[str], version: str = "v1",
+          scope: str = "Namespaced") -> dict[str, Any]:
+    return {"apiGroups": [group], "apiVersions": [version], "operations": list(operations),
+            "resources": [resource], "scope": scope}
 
 
 def _webhook(name: str, client_config: dict[str, Any], rules: list[dict[str, Any]],
@@ -151,6 +162,12 @@ def webhook_configurations(settings: Settings, ca_bundle: str, url: str | None,
             # every NetworkPolicy request can be refused, so no condition.
             hook(NETWORKPOLICIES_WEBHOOK, "/validate",
                  [_rule("networking.k8s.io", "networkpolicies", ["CREATE", "UPDATE", "DELETE"])], "Fail"),
+            # protect-default-deny for Calico's and Cilium's isolating policies (matchPolicy
+            # Equivalent: their other served versions too). A namespaceSelector does not apply
+            # to the cluster-scoped ones: every one is sent.
+            hook(CLUSTER_POLICIES_WEBHOOK, "/validate",
+                 [_rule(g, r, ["CREATE", "UPDATE", "DELETE"], v, scope) for g, v, r, scope in CLUSTER_POLICY_RULES],
+                 "Fail"),
             *extra,
         ],
     }
