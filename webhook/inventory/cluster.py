@@ -12,8 +12,7 @@ consistent read used before a denial. It does not write into the index: the watc
 same change moments later, and a live read merged in could be overwritten by an older event
 still in flight. A namespace the index has not seen yet (created a moment ago) is read live.
 
-Requests go through the client's ApiClient as plain GETs (webhook/inventory/kube.py), and
-views are built the one way webhook/inventory/views.py builds them.
+Requests: plain GETs through the client's ApiClient (kube.py); views built as views.py builds them.
 RBAC: list and watch namespaces, services and networkpolicies.networking.k8s.io cluster-wide,
 get namespaces; list and watch the cluster-wide and CNI policy kinds (manifests/base/rbac.yaml).
 """
@@ -139,9 +138,8 @@ class ClusterInventory:
             name: Reflector(name, self._api.collection(PATHS[name]), *handlers[name], self._stop,
                             timing, on_restart=self._restarted, list_lock=self._list_lock)
             for name in RESOURCES}
-        # The served cluster-wide and CNI policy kinds (webhook/inventory/clusterwatch.py).
         self.cluster_policies = ClusterPolicies(self._api, self._stop, timing, list_lock=self._list_lock,
-                                                on_restart=self._restarted)
+                                                on_restart=self._restarted)  # clusterwatch.py
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None,
@@ -206,9 +204,9 @@ class ClusterInventory:
             thread = threading.Thread(target=reflector.run, name=f"netguard-watch-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
-        thread = threading.Thread(target=self.cluster_policies.run, name="netguard-watch-clusterpolicies", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        self._threads.append(threading.Thread(target=self.cluster_policies.run, daemon=True,
+                                              name="netguard-watch-clusterpolicies"))
+        self._threads[-1].start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopped = True
