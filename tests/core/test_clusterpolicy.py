@@ -178,3 +178,15 @@ def test_policies_of_the_wrong_shape_never_isolate(policy):
 def test_other_objects_are_no_cluster_policies():
     assert clusterpolicy.summarize({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}) == ()
     assert clusterpolicy.summarize({"apiVersion": "crd.projectcalico.org/v1", "kind": "NetworkPolicy"}) == ()
+
+
+@pytest.mark.parametrize("labels", [{"team": "a"}, {"team": "b"}, {}])
+@pytest.mark.parametrize("namespace", ["shop", "web"])
+def test_the_index_finds_what_matching_every_summary_finds(namespace, labels):
+    summaries = clusterpolicy.relevant(s for case in CASES for s in clusterpolicy.summarize(case[0]))
+    assert len(summaries) > 20
+    index = clusterpolicy.Index(summaries)
+    found = index.applying(namespace, labels)
+    # (The table's policies share names; a cluster's are unique by kind, namespace and name.)
+    assert sorted(map(repr, found)) == sorted(map(repr, clusterpolicy.applying(summaries, namespace, labels)))
+    assert found

@@ -270,3 +270,15 @@ def test_the_view_scan_finds_the_required_labels_violations_audit_finds_object_b
     # Views built without the required keys (netguard audit's) hold none: audit counts each once.
     assert not [v for v in scan_views(OfflineInventory([*services, *policies]).views(), shipped)
                 if v.rule == "required-labels"]
+
+
+def test_views_with_cluster_policies_are_composed_once_and_again_when_they_change():
+    gnp = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy", "metadata": {"name": "deny"},
+           "spec": {"selector": "all()", "types": ["Ingress"]}}
+    inventory = OfflineInventory([namespace("shop", {"team": "a"}), gnp])
+    first = inventory.view("shop")
+    assert first.default_deny_policies() == ["Calico GlobalNetworkPolicy deny"]
+    assert inventory.view("shop") is first  # a re-apply is decided on the same composed view
+    inventory.observe(make_request(kind="GlobalNetworkPolicy", group="projectcalico.org", namespace="",
+                                   operation="DELETE", obj=None, old=gnp))
+    assert inventory.view("shop").default_deny_policies() == []

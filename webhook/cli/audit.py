@@ -17,7 +17,7 @@ from webhook.core.outcome import Violation
 from webhook.core.settings import Settings
 from webhook.core.violations import scan_objects, scan_views
 from webhook.inventory.kube import ClusterError, list_cluster
-from webhook.inventory.views import build_views, cluster_summaries, name_of, with_cluster
+from webhook.inventory.views import ClusterAttacher, build_views, cluster_summaries, name_of
 
 
 def scan(namespaces: Iterable[Mapping[str, Any]], policies: Iterable[Mapping[str, Any]],
@@ -27,7 +27,8 @@ def scan(namespaces: Iterable[Mapping[str, Any]], policies: Iterable[Mapping[str
     kind and name; `cluster_policies` count as far as they isolate (webhook/core/clusterpolicy.py)."""
     policies, services = list(policies), list(services)
     summaries = cluster_summaries(cluster_policies)
-    views = [with_cluster(v, summaries) for v in build_views(namespaces, policies, services).values()]
+    attach = ClusterAttacher(limit=0)
+    views = [attach(v, summaries) for v in build_views(namespaces, policies, services).values()]
     found = scan_views(views, settings)
     found += scan_objects("Service", services, settings)
     found += scan_objects("NetworkPolicy", policies, settings)

@@ -47,12 +47,14 @@ class Scope:
     calico: tuple[CalicoTerm, ...] | None = None
     nothing: bool = False
 
-    def matches(self, namespace: str, labels: Mapping[str, str]) -> bool:
+    def matches(self, namespace: str, labels: Mapping[str, str], full: Mapping[str, str] | None = None) -> bool:
+        """`full`: `labels` with NAME_LABEL already added (callers matching many scopes)."""
         if self.nothing or (self.names is not None and namespace not in self.names):
             return False
         if self.selector is None and self.calico is None:
             return True
-        full = {**labels, NAME_LABEL: namespace}
+        if full is None:
+            full = {**labels, NAME_LABEL: namespace}
         if self.selector is not None and not netpol.selector_matches(self.selector, full):
             return False
         if self.calico is not None:

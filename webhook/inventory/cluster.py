@@ -163,7 +163,7 @@ class ClusterInventory:
             return build.dependents_view(list(self._views.values()), self.cluster_policies.summaries)
         view = self._views.get(namespace)
         if view is not None and view.known:
-            return build.with_cluster(view, self.cluster_policies.summaries)
+            return self.cluster_policies.attach(view)
         # Not seen by the Namespace watch yet (perhaps created in the same apply): ask the API.
         return self.confirm(namespace)
 
@@ -177,7 +177,7 @@ class ClusterInventory:
                 f"cannot read namespace {namespace!r} from the Kubernetes API: {describe(exc)}") from exc
         summaries = (PolicySummary.of(p) for p in policies)
         # The cluster-wide policies as last watched: read live, only the namespace's own objects.
-        return build.with_cluster(NamespaceView(
+        return self.cluster_policies.attach(NamespaceView(
             name=namespace,
             labels=build.namespace_labels(ns, self._keep_labels) if ns is not None else _EMPTY,
             policies=MappingProxyType({s.name: s for s in summaries}),
@@ -185,10 +185,10 @@ class ClusterInventory:
                                      if is_load_balancer(s)),
             known=ns is not None,
             resource_version=_newer(policies_rv, services_rv),
-            source="live"), self.cluster_policies.summaries)
+            source="live"))
 
     def views(self) -> list[NamespaceView]:
-        return [build.with_cluster(v, self.cluster_policies.summaries) for v in self._views.values()]
+        return [self.cluster_policies.attach(v) for v in self._views.values()]
 
     def observe(self, req: AdmissionRequest) -> None:
         # The watch reports what the API stored, which is what counts (a later webhook or a

@@ -4,7 +4,7 @@ serve is no error), listed and watched by one reflector each (webhook/inventory/
 
 What is kept is only the summaries the rules read (webhook/core/clusterscope.py): for 1,000
 cluster-wide policies, kilobytes. Views are not stored with them: the live inventory attaches
-the ones that apply as it hands a view out (webhook/inventory/views.py `with_cluster`).
+the ones that apply as it hands a view out (`attach`, webhook/inventory/views.py `ClusterAttacher`).
 Discovery happens once, when the inventory starts: a policy API installed later is read after
 the next restart of netguard.
 RBAC: get on the discovery paths (every authenticated user may), list and watch each kind.
@@ -19,7 +19,9 @@ from typing import Any, Callable, Iterable, Mapping
 from webhook.core import clusterpolicy
 from webhook.core.clusterscope import ClusterSummary
 from webhook.inventory import kube
+from webhook.core.view import NamespaceView
 from webhook.inventory.kube import RawApi
+from webhook.inventory.views import ClusterAttacher
 from webhook.inventory.watch import Reflector, Timing, describe
 
 log = logging.getLogger("netguard.cluster")
@@ -46,6 +48,11 @@ class ClusterPolicies:
         self.discovered = False
         self.last_error: str | None = None
         self._threads: list[threading.Thread] = []
+        self._attach = ClusterAttacher()
+
+    def attach(self, view: NamespaceView) -> NamespaceView:
+        """`view` with the policies as last watched that apply to its namespace."""
+        return self._attach(view, self.summaries)
 
     def ready(self) -> bool:
         return self.discovered and all(r.synced for r in self.reflectors.values())

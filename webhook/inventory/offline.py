@@ -20,8 +20,8 @@ from webhook.core.request import AdmissionRequest
 from webhook.core.view import NamespaceView
 from webhook.inventory.objects import STDIN, InputError, Manifest, read_manifests
 from webhook.core import clusterpolicy
-from webhook.inventory.views import (build_views_of, cluster_summaries, dependents_view, name_of, namespace_of,
-                                     replace_cluster, with_cluster)
+from webhook.inventory.views import (ClusterAttacher, build_views_of, cluster_summaries, dependents_view, name_of,
+                                     namespace_of, replace_cluster)
 from webhook.wire.review import MalformedReview, check_object
 
 # Operations that change what is stored (a CONNECT's object is not a stored one).
@@ -62,6 +62,7 @@ class OfflineInventory:
         # Cluster-wide and CNI policies (webhook/core/clusterpolicy.py): attached to each view as
         # it is handed out, so a namespace no object names yet is covered too.
         self._cluster = cluster_summaries(objects)
+        self._attach = ClusterAttacher()
         self._views: dict[str, NamespaceView] = build_views_of(objects, self._required)
 
     @classmethod
@@ -74,7 +75,7 @@ class OfflineInventory:
     def view(self, namespace: str) -> NamespaceView:
         if not namespace:  # a cluster-scoped request: decided on the namespaces with LoadBalancers
             return dependents_view(list(self._views.values()), self._cluster)
-        return with_cluster(self._stored(namespace), self._cluster)
+        return self._attach(self._stored(namespace), self._cluster)
 
     def _stored(self, namespace: str) -> NamespaceView:
         return self._views.get(namespace) or NamespaceView(name=namespace)
@@ -84,7 +85,7 @@ class OfflineInventory:
         return self.view(namespace)
 
     def views(self) -> list[NamespaceView]:
-        return [with_cluster(v, self._cluster) for v in self._views.values()]
+        return [self._attach(v, self._cluster) for v in self._views.values()]
 
     def observe(self, req: AdmissionRequest) -> None:
         # Only what netguard reviews: a request for another group's NetworkPolicy is let

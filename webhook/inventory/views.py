@@ -176,15 +176,38 @@ def replace_cluster(summaries: tuple[ClusterSummary, ...], obj: Mapping[str, Any
 def dependents_view(views: Iterable[NamespaceView], summaries: tuple[ClusterSummary, ...]) -> NamespaceView:
     """The view a cluster-scoped request is decided on (namespace ""): its `dependents` are the
     namespaces that may hold LoadBalancers, each with the cluster-wide policies that apply."""
-    return NamespaceView(name="", dependents=tuple(with_cluster(v, summaries) for v in views
+    attach = ClusterAttacher()
+    return NamespaceView(name="", dependents=tuple(attach(v, summaries) for v in views
                                                    if v.may_hold_load_balancers()))
 
 
-def with_cluster(view: NamespaceView, summaries: tuple[ClusterSummary, ...]) -> NamespaceView:
-    """The view with the cluster-wide and CNI policies that apply to its namespace."""
-    if not summaries:
-        return view
-    return view.with_cluster(clusterpolicy.applying(summaries, view.name, view.labels))
+class ClusterAttacher:
+    """A view with the cluster-wide and CNI policies that apply to its namespace, remembering per
+    namespace the last view it composed: a LoadBalancer applied
+    again and again (a GitOps sync) is decided on the same composed view, not a new copy each time.
+    Bounded; a hit needs the very same base view and summaries (both immutable)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._composed: dict[str, tuple[NamespaceView, tuple[ClusterSummary, ...], NamespaceView]] = {}
+        self._index: tuple[tuple[ClusterSummary, ...], clusterpolicy.Index] = ((), clusterpolicy.Index(()))
+
+    def __call__(self, view: NamespaceView, summaries: tuple[ClusterSummary, ...]) -> NamespaceView:
+        if not summaries:
+            return view.with_cluster(())
+        hit = self._composed.get(view.name)
+        if hit is not None and hit[0] is view and hit[1] is summaries:
+            return hit[2]
+        known, index = self._index
+        if known is not summaries:
+            index = clusterpolicy.Index(clusterpolicy.relevant(summaries))
+            self._index = (summaries, index)
+        composed = view.with_cluster(index.applying(view.name, view.labels))
+        if len(self._composed) >= self._limit:
+            self._composed = {}
+        if self._limit:
+            self._composed[view.name] = (view, summaries, composed)
+        return composed
 
 
 def build_views_of(objects: Iterable[Mapping[str, Any]],
@@ -201,5 +224,6 @@ def build_views_of(objects: Iterable[Mapping[str, Any]],
             others.append(obj)
     views = build_views(by_kind["Namespace"], by_kind["NetworkPolicy"], by_kind["Service"],
                         required_labels=required_labels)
+    attach = ClusterAttacher(limit=0)
     summaries = cluster_summaries(others)
-    return {name: with_cluster(view, summaries) for name, view in views.items()}
+    return {name: attach(view, summaries) for name, view in views.items()}
