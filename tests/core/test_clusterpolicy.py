@@ -190,3 +190,34 @@ def test_the_index_finds_what_matching_every_summary_finds(namespace, labels):
     # (The table's policies share names; a cluster's are unique by kind, namespace and name.)
     assert sorted(map(repr, found)) == sorted(map(repr, clusterpolicy.applying(summaries, namespace, labels)))
     assert found
+
+
+def test_discovery_takes_the_preferred_version_serving_each_kind():
+    # https://kubernetes.io/docs/reference/using-api/api-concepts/#discovery-api
+    documents = {
+        "/apis/projectcalico.org": {"versions": [{"version": "v3"}], "preferredVersion": {"version": "v3"}},
+        "/apis/projectcalico.org/v3": {"resources": [
+            {"name": "globalnetworkpolicies", "kind": "GlobalNetworkPolicy"},
+            {"name": "globalnetworkpolicies/status", "kind": "GlobalNetworkPolicy"},
+            {"name": "networkpolicies", "kind": "NetworkPolicy"}]},
+        "/apis/policy.networking.k8s.io": {"versions": [{"version": "v1alpha1"}, {"version": "v1alpha2"}],
+                                           "preferredVersion": {"version": "v1alpha2"}},
+        "/apis/policy.networking.k8s.io/v1alpha2": {"resources": [
+            {"name": "clusternetworkpolicies", "kind": "ClusterNetworkPolicy"},
+            {"name": "adminnetworkpolicies", "kind": "AdminNetworkPolicy"}]},
+        "/apis/policy.networking.k8s.io/v1alpha1": {"resources": [
+            {"name": "adminnetworkpolicies", "kind": "AdminNetworkPolicy"},
+            {"name": "baselineadminnetworkpolicies", "kind": "BaselineAdminNetworkPolicy"}]},
+    }
+    found = clusterpolicy.discover(documents.get)  # cilium.io: not served (None)
+    assert found == {
+        "GlobalNetworkPolicy": ("/apis/projectcalico.org/v3/globalnetworkpolicies", "projectcalico.org/v3"),
+        "NetworkPolicy": ("/apis/projectcalico.org/v3/networkpolicies", "projectcalico.org/v3"),
+        "ClusterNetworkPolicy": ("/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies",
+                                 "policy.networking.k8s.io/v1alpha2"),
+        "AdminNetworkPolicy": ("/apis/policy.networking.k8s.io/v1alpha2/adminnetworkpolicies",
+                               "policy.networking.k8s.io/v1alpha2"),
+        "BaselineAdminNetworkPolicy": ("/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies",
+                                       "policy.networking.k8s.io/v1alpha1"),
+    }
+    assert clusterpolicy.discover(lambda path: {"versions": "garbage"}) == {}

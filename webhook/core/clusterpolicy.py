@@ -6,7 +6,7 @@ webhook/core/adminpolicy.py, calico.py and cilium.py, each citing its project's 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from webhook.core import adminpolicy, calico, cilium
 from webhook.core.clusterscope import CALICO_NAME_KEY, NAME_LABEL, ClusterSummary
@@ -30,6 +30,44 @@ KINDS: dict[tuple[str, str], tuple[str, bool]] = {
 }
 # The kinds that can isolate (and so are guarded): not the policy.networking.k8s.io ones.
 GUARDED = frozenset(k for k in KINDS if k[0] != NETWORK_POLICY_API)
+
+
+def groups() -> list[str]:
+    return sorted({group for group, _ in KINDS})
+
+
+def versions_of(api_group: Any) -> list[str]:
+    """The versions an APIGroup discovery document lists, its preferred one first."""
+    if not isinstance(api_group, Mapping):
+        return []
+    versions = [str(v.get("version") or "") for v in api_group.get("versions") or () if isinstance(v, Mapping)]
+    preferred = api_group.get("preferredVersion")
+    preferred = str(preferred.get("version") or "") if isinstance(preferred, Mapping) else ""
+    return sorted((v for v in versions if v), key=lambda v: v != preferred)
+
+
+def served_in(group: str, version: str, resources: Any) -> dict[str, tuple[str, str]]:
+    """kind -> (cluster-wide collection path, apiVersion) of the KINDS an APIResourceList serves."""
+    found: dict[str, tuple[str, str]] = {}
+    listed = resources.get("resources") if isinstance(resources, Mapping) else None
+    for resource in listed or ():
+        if not isinstance(resource, Mapping):
+            continue
+        kind, name = str(resource.get("kind") or ""), str(resource.get("name") or "")
+        if KINDS.get((group, kind), ("",))[0] == name:
+            found[kind] = (f"/apis/{group}/{version}/{name}", f"{group}/{version}")
+    return found
+
+
+def discover(get: Callable[[str], Any]) -> dict[str, tuple[str, str]]:
+    """kind -> (collection path, apiVersion) of the KINDS served, from the discovery documents
+    `get(path)` answers (None for a path not served), the preferred version first."""
+    found: dict[str, tuple[str, str]] = {}
+    for group in groups():
+        for version in versions_of(get(f"/apis/{group}")):
+            for kind, served in served_in(group, version, get(f"/apis/{group}/{version}")).items():
+                found.setdefault(kind, served)
+    return found
 
 
 def _group(obj: Mapping[str, Any]) -> str:

@@ -200,13 +200,11 @@ class ClusterInventory:
             raise RuntimeError("a stopped ClusterInventory cannot be started again")
         if self._threads:
             return
-        for name, reflector in self.reflectors.items():
-            thread = threading.Thread(target=reflector.run, name=f"netguard-watch-{name}", daemon=True)
+        runs = {name: r.run for name, r in self.reflectors.items()} | {"clusterpolicies": self.cluster_policies.run}
+        for name, run in runs.items():
+            thread = threading.Thread(target=run, name=f"netguard-watch-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
-        self._threads.append(threading.Thread(target=self.cluster_policies.run, daemon=True,
-                                              name="netguard-watch-clusterpolicies"))
-        self._threads[-1].start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopped = True

@@ -258,22 +258,17 @@ def _list_each(kubeconfig: str | None, jobs: list[tuple[str, str, str, str]],
     api = RawApi(client)
     what = jobs[0][0] if jobs else ""
     try:
-        found = {}
+        found: dict[str, list[dict[str, Any]]] = {"cluster_policies": []}
+        if cluster_policies:
+            what = "the cluster-wide and CNI policy APIs (discovery)"
+            jobs = jobs + [(path, path, kind, version) for kind, (path, version) in discover_cluster_policies(api).items()]
         for what, path, kind, api_version in jobs:
             items, _ = api.list_all(path, REQUEST_TIMEOUT)
             for item in items:  # list items come without kind/apiVersion
                 item.setdefault("kind", kind)
                 item.setdefault("apiVersion", api_version)
-            found[what] = items
-        if cluster_policies:
-            what = "the cluster-wide and CNI policy APIs"
-            found["cluster_policies"] = []
-            for kind, (path, api_version) in discover_cluster_policies(api).items():
-                what = path
-                items, _ = api.list_all(path, REQUEST_TIMEOUT)
-                for item in items:
-                    item.setdefault("kind", kind)
-                    item.setdefault("apiVersion", api_version)
+            found.setdefault(what, items)
+            if what == path:  # a cluster-wide or CNI policy kind
                 found["cluster_policies"].extend(items)
         return found
     except ApiException as exc:
@@ -291,37 +286,22 @@ def _list_each(kubeconfig: str | None, jobs: list[tuple[str, str, str, str]],
 
 def discover_cluster_policies(api: RawApi, timeout: tuple[float, float] = REQUEST_TIMEOUT
                               ) -> dict[str, tuple[str, str]]:
-    """kind -> (cluster-wide collection path, apiVersion) of each kind of
-    webhook/core/clusterpolicy.py the cluster serves, in the group's preferred version where it
-    serves the kind. A group the cluster does not serve (404) is no error: it has none.
-    https://kubernetes.io/docs/reference/using-api/api-concepts/#discovery-api (aggregated or not,
-    GET /apis/GROUP and /apis/GROUP/VERSION answer APIGroup and APIResourceList)."""
+    """kind -> (path, apiVersion) of each cluster-wide or CNI policy kind served (GET /apis/GROUP,
+    then /apis/GROUP/VERSION: https://kubernetes.io/docs/reference/using-api/api-concepts/#discovery-api).
+    A group or version not served (404; 403/503 of an aggregated API) is no error."""
     from kubernetes.client.exceptions import ApiException
 
-    from webhook.core.clusterpolicy import KINDS
+    from webhook.core import clusterpolicy
 
-    found: dict[str, tuple[str, str]] = {}
-    for group in sorted({g for g, _ in KINDS}):
+    def get(path: str) -> Any:
         try:
-            info = api.get_json(f"/apis/{group}", timeout=timeout)
+            return api.get_json(path, timeout=timeout)
         except ApiException as exc:
-            if exc.status in (404, 403):
-                continue  # not served here (403: the aggregated API is not ours to read)
+            if exc.status in (403, 404, 503):
+                return None
             raise
-        versions = [str(v.get("version") or "") for v in info.get("versions") or () if isinstance(v, Mapping)]
-        preferred = str((info.get("preferredVersion") or {}).get("version") or "")
-        for version in sorted(versions, key=lambda v: v != preferred):
-            try:
-                resources = api.get_json(f"/apis/{group}/{version}", timeout=timeout).get("resources") or ()
-            except ApiException as exc:
-                if exc.status in (404, 403, 503):
-                    continue
-                raise
-            for resource in resources:
-                kind, name = str(resource.get("kind") or ""), str(resource.get("name") or "")
-                if (group, kind) in KINDS and KINDS[(group, kind)][0] == name and kind not in found:
-                    found[kind] = (f"/apis/{group}/{version}/{name}", f"{group}/{version}")
-    return found
+
+    return clusterpolicy.discover(get)
 
 
 # --------------------------------------------------------------------------- certificate objects
