@@ -582,14 +582,34 @@ def generated_cluster(server: WatchServer, namespaces: int, prefix: str = "team"
         service("db", ns, "ClusterIP", i))))
 
 
+def generated_cluster_policies(server: WatchServer, count: int, namespaces: int, prefix: str = "team") -> None:
+    """`count` cluster-wide policies: Calico GlobalNetworkPolicies denying ingress to the namespace
+    of one team each (its `team` label), every tenth a CiliumClusterwideNetworkPolicy doing the
+    same by the pod's namespace."""
+    def policy(i: int) -> tuple[str, dict[str, Any]]:
+        team = f"{i % max(namespaces, 1):05d}"
+        if i % 10 == 9:
+            return "cilium.io/ciliumclusterwidenetworkpolicies", {"metadata": {"name": f"deny-{i}"}, "spec": {
+                "endpointSelector": {"matchLabels": {"k8s:io.kubernetes.pod.namespace": f"{prefix}-{team}"}},
+                "ingress": [{}]}}
+        return "projectcalico.org/globalnetworkpolicies", {"metadata": {"name": f"deny-{i}"}, "spec": {
+            "order": 1000, "selector": "all()", "namespaceSelector": f"team == '{team}'", "types": ["Ingress"]}}
+
+    for resource, obj in map(policy, range(count)):
+        server.put_many(resource, [obj])
+
+
 def main(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description="serve a generated cluster's list/watch API")
     parser.add_argument("--namespaces", type=int, default=100)
+    parser.add_argument("--cluster-policies", type=int, default=0,
+                        help="serve the cluster-wide policy APIs, with this many policies")
     args = parser.parse_args(argv)
-    server = WatchServer()
+    server = WatchServer(cluster_policies=args.cluster_policies > 0)
     generated_cluster(server, args.namespaces)
+    generated_cluster_policies(server, args.cluster_policies, args.namespaces)
     server.start()
     print(server.url, flush=True)
     try:
