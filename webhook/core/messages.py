@@ -266,30 +266,19 @@ def guard_cancel_summary(namespace: str, policy: str, open_families: Iterable[st
 
 def allow_to_ranges_yaml(namespace: str, name: str) -> str:
     """An egress allow policy for some pods, to named ranges on named ports."""
-    return (
-        "apiVersion: networking.k8s.io/v1\n"
-        "kind: NetworkPolicy\n"
-        "metadata:\n"
-        f"  name: {yaml_string(name)}\n"
-        f"  namespace: {yaml_string(namespace)}\n"
-        "spec:\n"
-        "  podSelector:\n"
-        "    matchLabels:\n"
-        "      app: <the pods that call out>\n"
-        "  policyTypes:\n"
-        "  - Egress\n"
-        "  egress:\n"
-        "  - to:\n"
-        "    - ipBlock:\n"
-        "        cidr: <the range they call>\n"
-        "    ports:\n"
-        "    - protocol: TCP\n"
-        "      port: <the port they call>\n"
-    )
+    return _allow_ranges_yaml(namespace, name, "Egress", "the pods that call out",
+                              "the range they call", "the port they call")
 
 
 def allow_from_ranges_yaml(namespace: str, name: str) -> str:
     """An allow policy for the pods behind a LoadBalancer, from named ranges on named ports."""
+    return _allow_ranges_yaml(namespace, name, "Ingress", "the Service's selector",
+                              "the clients' range", "the target port")
+
+
+def _allow_ranges_yaml(namespace: str, name: str, direction: str, pods: str, cidr: str, port: str) -> str:
+    """The shape both allows share: some pods, one direction, an ipBlock peer, a TCP port."""
+    peers = "to" if direction == "Egress" else "from"
     return (
         "apiVersion: networking.k8s.io/v1\n"
         "kind: NetworkPolicy\n"
@@ -299,16 +288,16 @@ def allow_from_ranges_yaml(namespace: str, name: str) -> str:
         "spec:\n"
         "  podSelector:\n"
         "    matchLabels:\n"
-        "      app: <the Service's selector>\n"
+        f"      app: <{pods}>\n"
         "  policyTypes:\n"
-        "  - Ingress\n"
-        "  ingress:\n"
-        "  - from:\n"
+        f"  - {direction}\n"
+        f"  {direction.lower()}:\n"
+        f"  - {peers}:\n"
         "    - ipBlock:\n"
-        "        cidr: <the clients' range>\n"
+        f"        cidr: <{cidr}>\n"
         "    ports:\n"
         "    - protocol: TCP\n"
-        "      port: <the target port>\n"
+        f"      port: <{port}>\n"
     )
 
 
