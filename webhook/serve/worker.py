@@ -26,12 +26,8 @@ gunicorn's major version; tests/serve/test_connection_flood.py exercises every o
 from __future__ import annotations
 
 import collections
-import ctypes
-import ctypes.util
 import errno
-import gc
 import logging
-import resource
 import selectors
 import socket
 import time
@@ -44,14 +40,13 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from webhook.serve.dropcount import dropped_counter
 from webhook.serve.intake import Intake, Limits, Progress
+from webhook.serve.resources import connection_cap, give_memory_back, pin_mmap_threshold
 
 log = logging.getLogger("netguard")
 # How long a closed connection may take to read our last answer and close its side.
 LINGER_SECONDS = 2.0
 # What a partial request may still take once SIGTERM arrived: the worker must exit in about 2 s.
 STOP_GRACE_SECONDS = 1.0
-# File descriptors kept free for everything else a worker opens (metrics files, the API watch).
-SPARE_FDS = 64
 MAX_LINGERING = 256
 
 
@@ -92,7 +87,7 @@ class NetguardWorker(ThreadWorker):
     large_at_once: ClassVar[int] = 1
 
     def init_process(self) -> None:
-        self.worker_connections = _connection_cap(self.cfg.worker_connections)
+        self.worker_connections = connection_cap(self.cfg.worker_connections)
         self.max_keepalived = self.worker_connections - self.cfg.threads
         self.intakes: collections.OrderedDict[Any, Intake] = collections.OrderedDict()
         self.paused: collections.OrderedDict[Any, Intake] = collections.OrderedDict()
@@ -101,7 +96,7 @@ class NetguardWorker(ThreadWorker):
         self.large_running = 0
         self.held_bytes = 0
         self.dropped = dropped_counter()
-        _pin_mmap_threshold()
+        pin_mmap_threshold()
         self._plain_socket_class = type("BoundedSocket", (_BoundedSocket,), {"__slots__": (), "io_timeout": self.io_timeout})
         super().init_process()
 
@@ -246,7 +241,7 @@ class NetguardWorker(ThreadWorker):
         if conn.large:
             conn.large = False
             self.large_running -= 1
-            _give_memory_back()
+            give_memory_back()
         super().finish_request(conn, fs)
         while self.large_waiting and self.large_running < self.large_at_once:
             self._dispatch(self.large_waiting.popleft())
@@ -341,48 +336,3 @@ def _close(sock: Any) -> None:
         sock.close()
     except OSError:
         pass
-
-
-def _connection_cap(configured: int) -> int:
-    """Raise the soft file limit to the hard one (the usual 1024 is too few for a flood of idle
-    sockets) and keep the connection cap under it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        target = configured + 4 * SPARE_FDS if hard == resource.RLIM_INFINITY else hard
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
-            soft = max(soft, target)
-        except (ValueError, OSError):
-            pass
-    return max(1, min(configured, soft - SPARE_FDS))
-
-
-_LIBC: list[Any] = []
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
-MMAP_THRESHOLD_BYTES = 1024 * 1024
-
-
-def _libc() -> Any:
-    if not _LIBC:
-        name = ctypes.util.find_library("c")
-        _LIBC.append(ctypes.CDLL(name) if name else None)
-    return _LIBC[0]
-
-
-def _pin_mmap_threshold() -> None:
-    """glibc serves allocations over its mmap threshold from their own mappings, returned to the
-    system on free; but after the first such free it raises the threshold (up to 32 MiB), and
-    the next request bodies of a few MiB land on the heap, which it does not shrink. Pinning
-    the threshold at 1 MiB keeps every large body's memory returnable (mallopt(3))."""
-    mallopt = getattr(_libc(), "mallopt", None)
-    if mallopt is not None:
-        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-
-
-def _give_memory_back() -> None:
-    """After a large request: collect what cycles it left and hand free heap pages back to the
-    system (glibc keeps them otherwise; the worker's RSS would stay at its peak)."""
-    gc.collect()
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
