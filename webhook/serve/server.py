@@ -16,7 +16,6 @@ import gc
 import json
 import logging
 import os
-import socket
 import ssl
 import threading
 import time
@@ -30,7 +29,7 @@ from gunicorn.app.base import BaseApplication
 from webhook.core.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.serve import tlsfiles
 from webhook.serve.intake import Limits
-from webhook.serve.worker import NetguardWorker
+from webhook.serve.worker import BoundedBlocking, NetguardWorker
 
 log = logging.getLogger("netguard")
 KEEPALIVE_SECONDS = 120
@@ -120,26 +119,12 @@ def prepare_metrics_dir(path: str) -> None:
     os.environ[MULTIPROC_ENV] = path
 
 
-class _BoundedSSLSocket(ssl.SSLSocket):
-    """A server-side TLS socket on which "blocking" means "blocking for at most `io_timeout`".
-
-    A thread gets a connection only once its request is in (webhook/serve/worker.py), so what
-    it still does on the socket is write the answer: a client that stops reading cannot hold
-    the thread longer than `io_timeout` (gunicorn logs "Socket error processing request" with a
-    TimeoutError and closes the connection).
-    """
+class _BoundedSSLSocket(BoundedBlocking, ssl.SSLSocket):
+    """A server-side TLS socket whose blocking calls are bounded by `io_timeout`
+    (worker.BoundedBlocking); gunicorn logs a client that stops reading as "Socket error
+    processing request" with a TimeoutError, and closes the connection."""
 
     io_timeout: float = IO_TIMEOUT_SECONDS
-
-    def settimeout(self, value: float | None) -> None:
-        _set_timeout(self, self.io_timeout if value is None else value)
-
-    def setblocking(self, flag: bool) -> None:
-        # gunicorn calls this twice a request: straight to C, not through settimeout.
-        _set_timeout(self, self.io_timeout if flag else 0.0)
-
-
-_set_timeout = socket.socket.settimeout
 
 
 class _ContextCache:

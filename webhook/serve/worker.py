@@ -50,18 +50,28 @@ STOP_GRACE_SECONDS = 1.0
 MAX_LINGERING = 256
 
 
-class _BoundedSocket(socket.socket):
-    """A plain socket on which gunicorn's "blocking" means "blocking for at most io_timeout"
-    (the TLS sockets get the same from server._BoundedSSLSocket)."""
+class BoundedBlocking:
+    """Sockets on which gunicorn's "blocking" means "blocking for at most `io_timeout`": the
+    plain ones here (_BoundedSocket) and the TLS ones (server._BoundedSSLSocket). A thread gets a
+    connection only once its request is in, so what it still does on the socket is write the
+    answer: a client that stops reading cannot hold the thread longer than `io_timeout`."""
 
-    __slots__ = ()  # same layout as socket.socket: accepted sockets switch to this class in place
+    __slots__ = ()  # adds nothing to a socket's layout
     io_timeout: ClassVar[float] = 10.0
 
     def settimeout(self, value: float | None) -> None:
-        super().settimeout(self.io_timeout if value is None else value)
+        _set_timeout(self, self.io_timeout if value is None else value)
 
     def setblocking(self, flag: bool) -> None:
-        super().settimeout(self.io_timeout if flag else 0.0)
+        # gunicorn calls this twice a request: straight to C, not through settimeout.
+        _set_timeout(self, self.io_timeout if flag else 0.0)
+
+
+_set_timeout = socket.socket.settimeout
+
+
+class _BoundedSocket(BoundedBlocking, socket.socket):
+    __slots__ = ()  # same layout as socket.socket: accepted sockets switch to this class in place
 
 
 class _Conn(TConn):
