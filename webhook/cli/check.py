@@ -303,6 +303,9 @@ def _exit_code(text: str) -> int:
     return value
 
 
+PATHS_HELP = "manifest file, folder (searched recursively for *.yaml, *.yml, *.json), or - for stdin"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netguard check",
@@ -310,9 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "denied, warned, and which labels mutation would add. Exit 1 when something "
                     "is denied, 0 when nothing is, 2 for unreadable input or configuration or "
                     "when there is nothing to check.")
-    parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="manifest file, folder (searched recursively for *.yaml, *.yml, "
-                             "*.json), or - for stdin")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help=PATHS_HELP)
     parser.add_argument("--config", help="YAML configuration file (default: built-in defaults)")
     parser.add_argument("--format", choices=FORMATS, default="text",
                         help="text (default), json, junit (JUnit XML), github (workflow "

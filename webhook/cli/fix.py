@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from webhook.cli.check import _key, check, read_inputs
+from webhook.cli.check import PATHS_HELP, _key, check, read_inputs
 from webhook.cli.configfile import load_settings_or_default
 from webhook.cli.manifests import _Dumper
 from webhook.core import fix
@@ -52,9 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(or the cluster) admitted by netguard without warnings: the namespace's "
                     "default-deny ingress when it lacks one, and an allow policy for the Service's "
                     "pods from its loadBalancerSourceRanges on its target ports.")
-    parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help="manifest file, folder (searched recursively for *.yaml, *.yml, "
-                             "*.json), or - for stdin")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help=PATHS_HELP)
     parser.add_argument("--out", metavar="DIR",
                         help="write DIR/<namespace>.yaml per namespace (default: print to stdout)")
     parser.add_argument("--config", help="YAML configuration file (default: built-in defaults)")
