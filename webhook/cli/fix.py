@@ -26,12 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
 
 from webhook.cli.check import PATHS_HELP, _key, check, read_inputs
 from webhook.cli.configfile import load_settings_or_default
-from webhook.cli.manifests import _Dumper
-from webhook.core import fix
+from webhook.core import fix, yamltext
 from webhook.core.config import ConfigError
 from webhook.core.settings import Settings
 from webhook.inventory.kube import ClusterError, list_cluster, list_workloads
@@ -113,8 +111,7 @@ def render(ns_fix: fix.NamespaceFix) -> str:
              "# Ready to commit and apply; netguard fix rewrites this file on its next run (edit a "
              "copy under another name).",
              *(f"# {note}" for note in ns_fix.notes)]
-    docs = "---\n".join(yaml.dump(dict(p), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                                  width=1000) for p in ns_fix.policies)
+    docs = "---\n".join(yamltext.dump(dict(p)) for p in ns_fix.policies)
     return "\n".join(lines) + "\n" + docs
 
 
