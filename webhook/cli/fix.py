@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-
 from webhook.cli.check import PATHS_HELP, _key, check, read_inputs
 from webhook.cli.configfile import load_settings_or_default
 from webhook.core import fix, yamltext
