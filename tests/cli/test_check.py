@@ -20,10 +20,12 @@ import pytest
 
 from tests.cli.test_scan import DENY_INGRESS, FakeApi, closed_port, namespace, policy, write_kubeconfig
 from tests.reviews import view_of
-from webhook.core import decide, messages
+from webhook.core import decide, fix, fixpolicies, messages
+from webhook.core.config import parse_settings
 from webhook.core.patches import apply_patch
 from webhook.cli.check import run_check
 from webhook.core.settings import default_settings
+from webhook.core.view import NamespaceView
 from webhook.inventory.offline import read_objects
 from webhook.core.messages import first_line
 from webhook.wire.review import parse_review
@@ -57,6 +59,12 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def public_lb_offer(settings=None):
+    """The allow policy a denial of the `denied` set's LoadBalancer offers."""
+    [service] = read_objects(MANIFESTS / "denied")
+    return fixpolicies.offer(service, NamespaceView("exposed"), fix.fix_settings(settings or default_settings()))
+
+
 # --------------------------------------------------------------------------- manifest sets
 
 
@@ -80,8 +88,11 @@ def test_denied_set(capsys):
     [result] = payload["results"]
     assert code == 1
     assert (result["decision"], result["allowed"], result["rule"]) == ("deny", False, LB_RULE)
-    # The full denial, exactly as the server sends it.
-    assert result["message"] == messages.loadbalancer_denied("exposed", "public-lb", "CREATE", rule=LB_RULE)
+    # The full denial, exactly as the server sends it, with the allow policy `netguard fix` writes.
+    offered = public_lb_offer()
+    assert result["message"] == messages.loadbalancer_denied("exposed", "public-lb", "CREATE", rule=LB_RULE,
+                                                             allow=offered)
+    assert offered is not None and offered.name in result["message"]
     assert payload["summary"]["denied"] == 1
 
 
@@ -159,7 +170,10 @@ def test_required_labels_denied_without_a_namespace_to_copy_from(tmp_path, capsy
     [result] = payload["results"]
     assert code == 1
     assert result["rule"].split(",") == [LB_RULE, "required-labels"]
-    assert result["message"] == messages.loadbalancer_denied("exposed", "public-lb", "CREATE", rule=LB_RULE)  # the first denial
+    offered = public_lb_offer(parse_settings("labels: {fromNamespace: [team], required: [team]}\n"))
+    assert "lacks the required label(s) team" in offered.notes[-1]
+    assert result["message"] == messages.loadbalancer_denied("exposed", "public-lb", "CREATE", rule=LB_RULE,
+                                                             allow=offered)  # the first denial
     assert "lacks required label(s) team" in result["reason"]
 
 

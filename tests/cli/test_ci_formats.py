@@ -22,7 +22,7 @@ from webhook.core import decide, messages
 from webhook.core.registry import RULES
 from webhook.core.request import FLUX_FIELD_MANAGER
 from webhook.core.settings import default_settings
-from webhook.inventory.offline import OfflineInventory
+from webhook.inventory.offline import OfflineInventory, read_objects
 from webhook.wire.review import parse_review
 
 JUNIT_XSD = xmlschema.XMLSchema(str(Path(__file__).parent.parent / "fixtures" / "schemas" / "junit-10.xsd"))
@@ -301,8 +301,7 @@ def test_junit_validates_against_the_common_schema(capsys, args):
 def test_check_with_flux_gives_the_servers_denial_for_a_flux_request(capsys):
     code, out, _ = run(capsys, "--format", "json", "--flux", MANIFESTS / "denied")
     [result] = json.loads(out)["results"]
-    obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "public-lb", "namespace": "exposed"},
-           "spec": {"type": "LoadBalancer"}}
+    [obj] = read_objects(MANIFESTS / "denied")
     req = parse_review(make_review(namespace="exposed", obj=obj, field_manager=FLUX_FIELD_MANAGER))
     server = decide.validate(req, OfflineInventory([]).view("exposed"), default_settings())
     assert code == 1

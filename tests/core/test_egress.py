@@ -10,6 +10,7 @@ import yaml
 
 from tests.egress_cases import (CONFIG, IDS, INDEXED, NOT_SELECTED, SELECTOR, expect, namespace_of,
                                 review, state_objects)
+from tests.denials import fix_documents, named
 from tests.reviews import make_request, namespace, policy, service, view_of
 from webhook.core import decide, labels, messages, netpol
 from webhook.core.config import ConfigError, parse_settings
@@ -139,13 +140,6 @@ def test_policy_type_labels_follow_the_directions(spec, label, why):
 # --------------------------------------------------------------------------- the fix-it YAML
 
 
-def _fix_documents(message):
-    """The YAML documents of a denial's fix (between the first line and the prose after it)."""
-    body = message.split("\n", 2)[2]
-    text = body[:body.index("allow-dns-egress lets")] if "allow-dns-egress lets" in body else body
-    return [d for d in yaml.safe_load_all(text) if d]
-
-
 @pytest.mark.parametrize("config, ns_labels", [(CONFIG, {"exposure": "public"}),
                                                ("egress: {required: true}\n", {})])
 @pytest.mark.parametrize("state", [[], [policy("deny", DENY_IN, namespace="shop")]], ids=["none", "ingress"])
@@ -155,7 +149,7 @@ def test_applying_the_fix_admits_the_load_balancer_without_warnings(config, ns_l
     req = make_request(obj=service("web", type="LoadBalancer", namespace="shop"))
     refused = decide.validate(req, view_of(objects, "shop"), settings)
     assert not refused.allowed
-    fix = _fix_documents(refused.message)
+    fix = fix_documents(refused.message)
     names = [d["metadata"]["name"] for d in fix]
     assert names == (["default-deny-egress"] if state else ["default-deny-ingress", "default-deny-egress"]) \
         + ["allow-dns-egress"]
@@ -180,7 +174,7 @@ egress:
 """, "egress.yaml")
     req = make_request(obj=service("web", type="LoadBalancer", namespace="shop"))
     refused = decide.validate(req, view_of([namespace("shop"), policy("deny", DENY_IN)], "shop"), settings)
-    dns = _fix_documents(refused.message)[-1]["spec"]["egress"][0]
+    dns = named(fix_documents(refused.message), "allow-dns-egress")["spec"]["egress"][0]
     assert dns["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "dns"}
     assert dns["to"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "coredns"}
     assert dns["ports"] == [{"protocol": "UDP", "port": 5353}, {"protocol": "TCP", "port": "dns-tcp"}]

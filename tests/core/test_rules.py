@@ -4,11 +4,9 @@ then factory reviews for each rule, action and guard clause.
 
 from __future__ import annotations
 
-import re
-
 import pytest
-import yaml
 
+from tests.denials import fix_documents
 from tests.reviews import (
     view_of,
     fixture_names,
@@ -45,24 +43,6 @@ def validate(*objects, config=None, **review):
 
 def first_sentence(message: str) -> str:
     return messages.first_line(message)
-
-
-def yaml_block(message: str) -> str:
-    """The policy YAML embedded in a message: from `apiVersion:` to the last YAML-shaped line."""
-    lines = message.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("apiVersion:"))
-    block = []
-    for line in lines[start:]:
-        if not (line.startswith((" ", "-")) or re.match(r"^[A-Za-z]+:( |$)", line)):
-            break
-        block.append(line)
-    return "\n".join(block) + "\n"
-
-
-def embedded_policy(message: str) -> dict:
-    docs = list(yaml.safe_load_all(yaml_block(message)))
-    assert len(docs) == 1
-    return docs[0]
 
 
 # --------------------------------------------------------------------------- recorded session
@@ -205,14 +185,20 @@ def test_loadbalancer_create_without_default_deny_is_denied():
 def test_denial_yaml_is_a_default_deny_for_that_namespace(ns):
     req = make_request(namespace=ns, obj=service("web", type="LoadBalancer", namespace=ns))
     decision = decide.validate(req, view_of([], ns), settings())
-    parsed = embedded_policy(decision.message)
+    # The default-deny, then the allow policy `netguard fix` writes for the Service
+    # (tests/core/test_denial_allow.py has the table).
+    parsed, allow = fix_documents(decision.message)
     assert parsed["kind"] == "NetworkPolicy"
     assert parsed["apiVersion"] == "networking.k8s.io/v1"
     assert parsed["metadata"]["namespace"] == ns
     assert netpol.INGRESS in netpol.default_deny_directions(parsed["spec"])
-    # Applied, the namespace would be default-deny: the same request is then allowed.
-    fixed = view_of([parsed], ns)
-    assert decide.validate(req, fixed, settings()).allowed
+    # Applied, the namespace would be default-deny: the same request is then allowed, with a
+    # warning that no policy admits its traffic -- until the allow policy is applied too.
+    alone = decide.validate(req, view_of([parsed], ns), settings())
+    assert alone.allowed and "no NetworkPolicy admits outside traffic" in alone.warnings[0]
+    assert (allow["metadata"]["name"], allow["metadata"]["namespace"]) == ("netguard-allow-lb-web", ns)
+    fixed = decide.validate(req, view_of([parsed, allow], ns), settings())
+    assert fixed.allowed and fixed.warnings == ()
 
 
 @pytest.mark.parametrize("objects", [
@@ -382,7 +368,7 @@ def test_deleting_last_default_deny_with_load_balancers_is_denied():
     assert first_sentence(decision.message).startswith("NetworkPolicy shop/default-deny cannot be deleted")
     assert "2 LoadBalancer Service(s) depend on it." in first_sentence(decision.message)
     assert "\nThey are: lb-0, lb-1. " in decision.message
-    parsed = embedded_policy(decision.message)
+    [parsed] = fix_documents(decision.message)
     assert netpol.INGRESS in PolicySummary.of(parsed).default_deny
 
 

@@ -4,7 +4,7 @@ offers for one LoadBalancer Service: one generator for both (docs/fix.md).
 For a namespace holding LoadBalancer Services (`namespace_fix`):
 
 - the namespace's ingress default-deny, when none of its policies is one: the very policy the
-  denial message offers (messages.default_deny_yaml);
+  denial message offers (policytexts.default_deny_yaml);
 - where the configuration requires egress default-deny (`egress.required` and its
   `namespaceSelector`, webhook/core/egress.py) and the namespace has none: the egress default-deny
   and the DNS allowance its pods need, the texts the denial offers (replies to the load
@@ -34,7 +34,7 @@ from typing import Any, Iterable
 import yaml
 
 from webhook.core import labels as labelling
-from webhook.core import egress, messages, netpol, podports, reachability, yamltext
+from webhook.core import egress, messages, netpol, podports, policytexts, reachability, yamltext
 from webhook.core.egress import EgressSettings
 from webhook.core.options import LabelSettings
 from webhook.core.view import NamespaceView
@@ -170,7 +170,7 @@ def _free_name(wanted: str, taken: set[str], ns: str, notes: list[Note], fallbac
 def _default_deny(ns: str, taken: set[str], services: list[Mapping[str, Any]],
                   ns_labels: Mapping[str, str] | None, settings: FixSettings, notes: list[Note]) -> dict[str, Any]:
     # The policy the denial message offers, parsed from the same text: the two never differ.
-    deny = yaml.safe_load(messages.default_deny_yaml(ns))
+    deny = yaml.safe_load(policytexts.default_deny_yaml(ns))
     deny["metadata"]["name"] = _free_name(deny["metadata"]["name"], taken, ns, notes, FALLBACK_DENY_NAME)
     notes.append(Note(NOTE, ns, f"NetworkPolicy {ns}/{deny['metadata']['name']}: namespace {ns} had no "
                                 "default-deny ingress policy: written (apply it before the Services)"))
@@ -183,11 +183,11 @@ def _egress_default_deny(ns: str, taken: set[str], services: list[Mapping[str, A
                          notes: list[Note]) -> list[dict[str, Any]]:
     """Where the configuration requires egress default-deny (egress.required, its
     namespaceSelector): the egress default-deny and the DNS allowance its pods need, parsed from
-    the texts the denial offers (messages.default_deny_fix_yaml)."""
+    the texts the denial offers (policytexts.default_deny_fix_yaml)."""
     sources = [labelling.metadata_map(s, "labels") for s in services]
     written = []
-    for text, what in ((messages.default_deny_yaml(ns, netpol.EGRESS), "default-deny egress policy"),
-                       (messages.dns_allowance_yaml(ns, settings.egress.dns), "DNS allowance for it")):
+    for text, what in ((policytexts.default_deny_yaml(ns, netpol.EGRESS), "default-deny egress policy"),
+                       (policytexts.dns_allowance_yaml(ns, settings.egress.dns), "DNS allowance for it")):
         policy = yaml.safe_load(text)
         policy["metadata"]["name"] = _free_name(policy["metadata"]["name"], taken | {p["metadata"]["name"] for p in written}, ns, notes)
         notes.append(Note(NOTE, ns, f"NetworkPolicy {ns}/{policy['metadata']['name']}: the configuration requires "

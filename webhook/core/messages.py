@@ -9,6 +9,9 @@ failure messages and narrow terminals show its first line. So every denial has o
     the Flux advice, only when the request comes from Flux (request.from_flux)
     the closing line, the same for every denial (CLOSING)
 
+within MAX_MESSAGE_CHARS in all: the allow policy a LoadBalancer denial offers is shown only when
+it fits, else a one-line pointer to `netguard fix` names it.
+
 Every warning is one line of at most outcome.MAX_WARNING_CHARS that starts with the object it
 is about (`Service shop/web: ...`): kubectl prints each as `Warning: <text>` on its own line.
 Findings of the scans (`netguard audit`) use the same one-line texts.
@@ -16,27 +19,22 @@ Findings of the scans (`netguard audit`) use the same one-line texts.
 
 from __future__ import annotations
 
-import functools
-import json
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
-import yaml
-
-from webhook.core.egress import NAMESPACE_NAME_LABEL, DnsTarget
+from webhook.core.egress import DnsTarget
+from webhook.core.policytexts import (allow_from_ranges_yaml, allow_to_ranges_yaml, default_deny_fix_yaml,
+                                      default_deny_yaml)
 
 MAX_LISTED = 5
 FIRST_LINE_CHARS = 200
+# A whole denial. kubectl, Argo CD and Flux's Ready condition show it all; a condition message
+# holds 32768 bytes (https://pkg.go.dev/k8s.io/apimachinery/pkg/apis/meta/v1#Condition): 4096
+# leaves room there for several denials, and keeps one to a screen of text (docs/design.md).
+MAX_MESSAGE_CHARS = 4096
 # A name is never cut shorter than this in a first line (it ends in "..." then).
 SHORTEST_NAME = 8
 CLOSING = ("Refused by netguard rule {rule}. `netguard check` gives the same verdicts on manifests "
            "before they are applied.")
-
-
-@functools.lru_cache(maxsize=4096)  # PyYAML's pure-Python parse costs ~25 µs; names repeat
-def yaml_string(value: str) -> str:
-    """`value` as a YAML scalar that reads back as the same string: namespaces such as `123`,
-    `true` or `null` are valid Kubernetes names but other types in YAML, so they get quotes."""
-    return value if yaml.safe_load(value) == value else json.dumps(value)
 
 
 def listing(names: Iterable[str]) -> str:
@@ -86,59 +84,6 @@ def first_line(message: str) -> str:
     return message.strip().split("\n", 1)[0] if message.strip() else ""
 
 
-def default_deny_yaml(namespace: str, direction: str = "Ingress") -> str:
-    """A policy that makes `namespace` default-deny for `direction` (Ingress or Egress): it
-    selects every pod and allows nothing that way, so only what another policy allows passes."""
-    return (
-        "apiVersion: networking.k8s.io/v1\n"
-        "kind: NetworkPolicy\n"
-        "metadata:\n"
-        f"  name: default-deny-{direction.lower()}\n"
-        f"  namespace: {yaml_string(namespace)}\n"
-        "spec:\n"
-        "  podSelector: {}\n"
-        "  policyTypes:\n"
-        f"  - {direction}\n"
-    )
-
-
-def dns_allowance_yaml(namespace: str, dns: DnsTarget) -> str:
-    """The egress every pod behind an egress default-deny needs to resolve names: to the DNS
-    pods (`dns`: their namespace, named by its kubernetes.io/metadata.name label, their labels)
-    on the DNS ports. A namespaceSelector with a podSelector in one peer selects those pods in
-    that namespace only (NetworkPolicyPeer)."""
-    labels = "".join(f"          {yaml_string(k)}: {yaml_string(v)}\n" for k, v in dns.pod_labels)
-    pods = ("      podSelector:\n        matchLabels:\n" + labels) if labels else "      podSelector: {}\n"
-    ports = "".join(f"    - protocol: {protocol}\n      port: {port if isinstance(port, int) else yaml_string(port)}\n"
-                    for protocol, port in dns.ports)
-    return (
-        "apiVersion: networking.k8s.io/v1\n"
-        "kind: NetworkPolicy\n"
-        "metadata:\n"
-        "  name: allow-dns-egress\n"
-        f"  namespace: {yaml_string(namespace)}\n"
-        "spec:\n"
-        "  podSelector: {}\n"
-        "  policyTypes:\n"
-        "  - Egress\n"
-        "  egress:\n"
-        "  - to:\n"
-        "    - namespaceSelector:\n"
-        "        matchLabels:\n"
-        f"          {NAMESPACE_NAME_LABEL}: {yaml_string(dns.namespace)}\n"
-        + pods + ("    ports:\n" + ports if ports else "")
-    )
-
-
-def default_deny_fix_yaml(namespace: str, directions: Iterable[str], dns: DnsTarget) -> str:
-    """The policies that make `namespace` default-deny for `directions`, as one multi-document
-    YAML; an egress default-deny comes with the DNS allowance its pods need."""
-    docs = [default_deny_yaml(namespace, d) for d in directions]
-    if "Egress" in directions:
-        docs.append(dns_allowance_yaml(namespace, dns))
-    return "---\n".join(docs)
-
-
 def _dns_note(dns: DnsTarget) -> str:
     ports = " and ".join(f"{protocol} {port}" for protocol, port in dns.ports)
     pods = ",".join(f"{k}={v}" for k, v in dns.pod_labels) or "every pod"
@@ -165,31 +110,52 @@ def directions_words(directions: Iterable[str]) -> str:
     return " and ".join(d.lower() for d in directions)
 
 
+class AllowOffer(NamedTuple):
+    """The allow policy `netguard fix` writes for a LoadBalancer (webhook/core/fixpolicies.py):
+    its name, its YAML as fix writes it, and what fix says about it (`warning: Service ...`)."""
+    name: str
+    text: str
+    notes: tuple[str, ...] = ()
+
+
 def loadbalancer_denied(namespace: str, name: str, operation: str, *, rule: str,
                         from_flux: bool = False, missing: tuple[str, ...] = INGRESS_ONLY,
                         dns: DnsTarget | None = None, labels_unknown: bool = False,
-                        not_isolating: Iterable[tuple[str, str]] = ()) -> str:
+                        not_isolating: Iterable[tuple[str, str]] = (), allow: AllowOffer | None = None) -> str:
     """`missing`: the directions the namespace lacks a default-deny for (Ingress, Egress);
     `labels_unknown`: netguard does not know the namespace's labels, so egress.namespaceSelector
     was taken to select it; `not_isolating`: (label, why) of cluster-wide and CNI policies that
-    look like isolation but are not (webhook/core/clusterpolicy.py)."""
+    look like isolation but are not (webhook/core/clusterpolicy.py); `allow`: shown after the
+    default-deny(s) when the whole denial fits MAX_MESSAGE_CHARS, else named by a pointer."""
     what = ("Service {0}/{1} cannot change to type LoadBalancer" if operation == "UPDATE"
             else "Service {0}/{1} of type LoadBalancer was refused")
     first = fit(what + ": namespace {0} has no default-deny " + _MISSING[tuple(missing)] + ".",
                 namespace, name)
+    deny = default_deny_fix_yaml(namespace, missing, dns or DnsTarget())
+    after = []
+    if "Egress" in missing:
+        after.append(_dns_note(dns or DnsTarget()) + (
+            f" netguard does not know the labels of namespace {namespace}, so egress.namespaceSelector "
+            "may select it: give netguard check its Namespace manifest." if labels_unknown else ""))
+    counted = [f"Not counted: {label} applies to namespace {namespace}, but {why}."
+               for label, why in list(not_isolating)[:MAX_LISTED]]
+    flux = FLUX_ADVICE if from_flux else ""
+    if allow is not None:
+        shown = denial(first, f"To fix it, create these NetworkPolicies in namespace {namespace} before the "
+                              f"Service, and apply again; the last, {allow.name}, admits the load balancer's "
+                              "traffic to the Service's pods (`netguard fix` writes the same as files to "
+                              f"commit; allow what else your pods need with further policies):\n{deny}---\n"
+                       + allow.text + "".join(f"{line}\n" for line in [*(f"# {n}" for n in allow.notes),
+                                                                          *after, *counted]), rule, flux)
+        if len(shown) <= MAX_MESSAGE_CHARS:
+            return shown
+        after.append(f"`netguard fix` on your manifests (or --cluster) writes {allow.name}, the policy that "
+                     "admits the load balancer's traffic to the Service's pods: too long to show here.")
     these = "this NetworkPolicy" if missing == INGRESS_ONLY else "these NetworkPolicies"
     fix = (f"To fix it, create {these} in namespace {namespace} before the Service "
-           "(then allow the traffic your pods need with further policies), and apply again:\n"
-           f"{default_deny_fix_yaml(namespace, missing, dns or DnsTarget())}")
-    if "Egress" in missing:
-        fix += _dns_note(dns or DnsTarget())
-        if labels_unknown:
-            fix += (f" netguard does not know the labels of namespace {namespace}, so "
-                    "egress.namespaceSelector may select it: give netguard check its Namespace manifest.")
-    fix = fix.rstrip("\n") + "\n" + "".join(
-        f"Not counted: {label} applies to namespace {namespace}, but {why}.\n"
-        for label, why in list(not_isolating)[:MAX_LISTED]) if not_isolating else fix
-    return denial(first, fix, rule, FLUX_ADVICE if from_flux else "")
+           f"(then allow the traffic your pods need with further policies), and apply again:\n{deny}"
+           + "".join(f"{line}\n" for line in [*after, *counted]))
+    return denial(first, fix, rule, flux)
 
 
 def loadbalancer_summary(namespace: str, name: str, missing: Iterable[str] = INGRESS_ONLY) -> str:
@@ -262,43 +228,6 @@ def guard_cancel_summary(namespace: str, policy: str, open_families: Iterable[st
                 f"address; {count} LoadBalancer(s) need it closed")
     return (f"NetworkPolicy {namespace}/{policy}: would open every {families(open_families)} address; "
             f"{count} LoadBalancer(s) depend on the default-deny")
-
-
-def allow_to_ranges_yaml(namespace: str, name: str) -> str:
-    """An egress allow policy for some pods, to named ranges on named ports."""
-    return _allow_ranges_yaml(namespace, name, "Egress", "the pods that call out",
-                              "the range they call", "the port they call")
-
-
-def allow_from_ranges_yaml(namespace: str, name: str) -> str:
-    """An allow policy for the pods behind a LoadBalancer, from named ranges on named ports."""
-    return _allow_ranges_yaml(namespace, name, "Ingress", "the Service's selector",
-                              "the clients' range", "the target port")
-
-
-def _allow_ranges_yaml(namespace: str, name: str, direction: str, pods: str, cidr: str, port: str) -> str:
-    """The shape both allows share: some pods, one direction, an ipBlock peer, a TCP port."""
-    peers = "to" if direction == "Egress" else "from"
-    return (
-        "apiVersion: networking.k8s.io/v1\n"
-        "kind: NetworkPolicy\n"
-        "metadata:\n"
-        f"  name: {yaml_string(name)}\n"
-        f"  namespace: {yaml_string(namespace)}\n"
-        "spec:\n"
-        "  podSelector:\n"
-        "    matchLabels:\n"
-        f"      app: <{pods}>\n"
-        "  policyTypes:\n"
-        f"  - {direction}\n"
-        f"  {direction.lower()}:\n"
-        f"  - {peers}:\n"
-        "    - ipBlock:\n"
-        f"        cidr: <{cidr}>\n"
-        "    ports:\n"
-        "    - protocol: TCP\n"
-        f"      port: <{port}>\n"
-    )
 
 
 def guard_denied(namespace: str, policy: str, operation: str, services: Iterable[str], *,

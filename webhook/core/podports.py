@@ -113,11 +113,13 @@ def selected(selector: Mapping[str, Any], workloads: Iterable[Workload], namespa
             and all(w.labels.get(k) == v for k, v in wanted.items())]
 
 
-def target_ports(service: Mapping[str, Any], workloads: Iterable[Workload]) -> list[TargetPort]:
-    """The target port of each Service port, in the Service's order, without repeats."""
+def target_ports(service: Mapping[str, Any], workloads: Iterable[Workload] | None) -> list[TargetPort]:
+    """The target port of each Service port, in the Service's order, without repeats.
+    `workloads` None: the pods are not known at all (an admission request holds the Service
+    alone), so a named target port stays a name."""
     spec = _mapping(service.get("spec"))
     namespace = str(_mapping(service.get("metadata")).get("namespace") or "default")
-    pods = selected(_mapping(spec.get("selector")), workloads, namespace)
+    pods = None if workloads is None else selected(_mapping(spec.get("selector")), workloads, namespace)
     found: list[TargetPort] = []
     for entry in spec.get("ports") or ():
         entry = _mapping(entry)
@@ -137,7 +139,10 @@ def target_ports(service: Mapping[str, Any], workloads: Iterable[Workload]) -> l
     return found
 
 
-def _named(protocol: str, name: str, pods: list[Workload]) -> TargetPort:
+def _named(protocol: str, name: str, pods: list[Workload] | None) -> TargetPort:
+    if pods is None:
+        return TargetPort(protocol, name, KEPT_NAME, "the request holds the Service, not its pods: "
+                                                     "the name is looked up on each pod, as the Service's is")
     if not pods:
         return TargetPort(protocol, name, KEPT_NAME, "no workload among the inputs has pods its selector selects")
     numbers = sorted({w.named_ports[(name, protocol)] for w in pods if (name, protocol) in w.named_ports})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from typing import Iterator
 
-from webhook.core import messages, netpol, reachability
+from webhook.core import fixpolicies, messages, netpol, reachability
 from webhook.core.egress import missing_directions
 from webhook.core.labels import is_load_balancer
 from webhook.core.options import ACTION, Action, Option
@@ -72,13 +72,19 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
     if req.dry_run and action == Action.DENY and ctx.own.dry_run == DryRunMode.WARN:
         # Flux dry-runs a whole stage before applying it; this is the documented escape hatch.
         action, summary = Action.WARN, messages.dry_run_summary(ns, name, missing)
+    # Only a denial shows the allow policy `netguard fix` writes: no work for a warning.
+    offered = fixpolicies.offer(req.object or {}, view, _fix_settings(ctx)) if action == Action.DENY else None
     found = violation(NAME, messages.loadbalancer_denied(ns, name, req.operation, rule=NAME,
                                                          from_flux=req.from_flux, missing=missing,
                                                          dns=ctx.egress.dns,
                                                          labels_unknown=_labels_unknown(view, ctx),
-                                                         not_isolating=view.not_isolating()),
+                                                         not_isolating=view.not_isolating(), allow=offered),
                       summary, confirm_live=True)
     return apply_action(found, action)
+
+
+def _fix_settings(ctx: RuleContext) -> fixpolicies.FixSettings:
+    return fixpolicies.FixSettings(ctx.labels, ctx.egress, ctx.own.source_ranges == SourceRangesMode.WARN)
 
 
 def _labels_unknown(view: NamespaceView, ctx: RuleContext) -> bool:
