@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.reviews import make_request, policy, service, settings, view_of
-from webhook.core import decide, netpol
+from webhook.core import decide, netpol, reachability
+from webhook.core.outcome import MAX_WARNING_CHARS
 from webhook.core.config import parse_settings
 
 DENY = policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress"]})
@@ -54,8 +55,19 @@ def test_traffic_dropped_warning(policies, dropped):
     assert bool(hit) is dropped
     if dropped:
         assert hit[0] == ("Service shop/web: no NetworkPolicy admits outside traffic to its pods "
-                          "on 8080/TCP; it will be dropped")
+                          "on 8080/TCP (netguard fix writes one)")
         assert len(hit[0]) < 120
+
+
+def test_the_warning_points_to_netguard_fix_where_that_fits():
+    # netguard fix writes the policy that opens the ports; a name too long for the pointer keeps
+    # the warning's own words, whole where they fit.
+    longer = reachability.unreachable_warning("payments-prod", "checkout", ["8080/TCP"])
+    assert longer == ("Service payments-prod/checkout: no NetworkPolicy admits outside traffic to its "
+                      "pods on 8080/TCP; it will be dropped")
+    assert len(longer) <= MAX_WARNING_CHARS
+    pointed = reachability.unreachable_warning("shop", "checkout", ["8080/TCP"])
+    assert pointed.endswith(" (netguard fix writes one)") and len(pointed) <= MAX_WARNING_CHARS
 
 
 def test_only_the_closed_ports_are_named():
@@ -63,7 +75,7 @@ def test_only_the_closed_ports_are_named():
         {"name": "a", "port": 80, "targetPort": 8080}, {"name": "b", "port": 443, "targetPort": 8443},
         {"name": "c", "port": 53, "protocol": "UDP"}])
     (warning,) = warnings_for(svc, allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": 8080}]}))
-    assert "on 8443/TCP, 53/UDP;" in warning
+    assert "on 8443/TCP, 53/UDP " in warning
 
 
 def test_service_without_selector_is_not_judged():

@@ -11,6 +11,7 @@ from collections.abc import Mapping  # not typing's: isinstance on it is slow
 from typing import Any
 
 from webhook.core import netpol
+from webhook.core.outcome import MAX_WARNING_CHARS
 from webhook.core.view import NamespaceView
 
 EVERYWHERE = ("0.0.0.0/0", "::/0")
@@ -76,8 +77,12 @@ def _unreachable(selector: Mapping[str, Any], ports: list[tuple[str, int | str]]
 
 
 def unreachable_warning(namespace: str, name: str, ports: list[str]) -> str:
-    return (f"Service {namespace}/{name}: no NetworkPolicy admits outside traffic to its pods "
-            f"on {', '.join(ports)}; it will be dropped")
+    """The warning for ports no policy opens: it points to `netguard fix`, which writes the
+    policy that opens them, where the pointer fits MAX_WARNING_CHARS (else it says the traffic
+    will be dropped, and is cut to fit as every warning is)."""
+    what = f"Service {namespace}/{name}: no NetworkPolicy admits outside traffic to its pods on {', '.join(ports)}"
+    pointed = f"{what} (netguard fix writes one)"
+    return pointed if len(pointed) <= MAX_WARNING_CHARS else f"{what}; it will be dropped"
 
 
 def open_source_ranges(service: Mapping[str, Any]) -> bool:
