@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.reviews import make_request, namespace, policy, service, settings, view_of
-from webhook.core import decide, messages
+from webhook.core import decide, fixpolicies, messages
 from webhook.core.config import parse_settings
 from webhook.core.outcome import MAX_WARNING_CHARS
 from webhook.core.request import FLUX_FIELD_MANAGER
@@ -142,6 +142,7 @@ def check_denial(req, decision, rule):
     assert first.endswith("."), first
     assert len(decision.message.splitlines()) >= 3  # what and why, how to fix, the closing line
     assert decision.message.splitlines()[-1] == messages.closing(rule)
+    assert len(decision.message) <= messages.MAX_MESSAGE_CHARS  # the whole, allow policy and all
 
 
 @pytest.mark.parametrize("names", NAMES.values(), ids=NAMES.keys())
@@ -152,6 +153,8 @@ def test_every_denial_has_the_one_shape(path, names):
     check_denial(req, decision, rule)
     assert decision.rule.split(",")[0] == rule
     assert messages.FLUX_ADVICE not in decision.message and "Flux" not in decision.message
+    # A LoadBalancer's denial offers the allow policy for its pods (tests/core/test_denial_allow.py).
+    assert (f"  name: {fixpolicies.allow_name(names[1])}\n" in decision.message) is path.startswith("lb-")
 
 
 @pytest.mark.parametrize("path", DENIALS, ids=DENIALS.keys())

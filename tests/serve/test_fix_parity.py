@@ -1,17 +1,23 @@
 """Verdict parity for `netguard fix`: the real server (gunicorn, TLS) admits each LoadBalancer
 without warnings once the policies the fix wrote are in its --objects inventory, as `netguard
-check` does (tests/cli/test_fix_command.py); a namespace left unfixed is still denied."""
+check` does (tests/cli/test_fix_command.py); a namespace left unfixed is still denied, and the
+denial offers the allow policy the fix writes, as `netguard check` shows it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.denials import fix_documents
 from tests.reviews import make_review
 from tests.serverproc import Server
+from webhook.cli.check import run_check
 from webhook.cli.fix import run_fix
+from webhook.core import messages, yamltext
 from webhook.inventory.objects import read_manifests
 
 MANIFESTS = Path(__file__).parent.parent / "fixtures" / "manifests"
@@ -58,3 +64,22 @@ def test_an_unfixed_namespace_is_still_denied(server):
     assert status == 200
     assert body["response"]["allowed"] is False
     assert "namespace plain has no default-deny ingress NetworkPolicy" in body["response"]["status"]["message"]
+
+
+def test_the_servers_denial_offers_the_allow_policy_netguard_fix_writes(server, tmp_path, capsys):
+    # A LoadBalancer with a selector, in a namespace with no policies: the real server's denial
+    # carries the allow policy `netguard fix` writes for it, and `netguard check` shows the same.
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "plain"},
+               "spec": {"type": "LoadBalancer", "selector": {"app": "api"}, "loadBalancerSourceRanges": ["10.0.0.0/8"],
+                        "ports": [{"port": 443, "targetPort": "https"}, {"port": 53, "protocol": "UDP"}]}}
+    status, body = server.post_review("/validate", make_review(obj=service, namespace="plain"))
+    assert status == 200 and body["response"]["allowed"] is False
+    message = body["response"]["status"]["message"]
+    (tmp_path / "api.yaml").write_text(yaml.safe_dump(service))
+    assert run_fix([str(tmp_path / "api.yaml")]) == 0
+    written = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+    assert fix_documents(message) == [yaml.safe_load(messages.default_deny_yaml("plain")), written[-1]]
+    assert yamltext.dump(written[-1]) in message and len(message) <= messages.MAX_MESSAGE_CHARS
+    assert run_check(["--format", "json", str(tmp_path / "api.yaml")]) == 1
+    [mine] = json.loads(capsys.readouterr().out)["results"]
+    assert mine["message"] == message

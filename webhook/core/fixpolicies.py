@@ -109,7 +109,8 @@ def offer(service: Mapping[str, Any], view: NamespaceView, settings: FixSettings
     if allow is None:
         return None
     name = allow["metadata"]["name"]
-    about = (f"{subject}: ", f"NetworkPolicy {view.name}/{name}: ")
+    about = (f"{subject}: ", f"NetworkPolicy {view.name}/{name}: ",  # and the name it could not have:
+             f"NetworkPolicy {view.name}/{allow_name(_name_of(service))}: ")
     return messages.AllowOffer(name, yamltext.dump(dict(allow)),
                                tuple(str(n) for n in planned.notes if n.text.startswith(about)))
 
