@@ -14,6 +14,7 @@ from tests.denial_cases import CASES, PARAMS, Case, lb, state
 from tests.denials import fix_documents, fix_yaml
 from tests.reviews import make_request, service, view_of
 from webhook.core import decide, fix, fixpolicies, messages, yamltext
+from webhook.core.options import LabelSettings
 from webhook.core.rules.loadbalancer import NAME as LB
 from webhook.core.settings import default_settings
 from webhook.core.view import NamespaceView
@@ -167,3 +168,25 @@ def test_names_yaml_would_misread_are_quoted():
     assert docs[-1]["metadata"]["name"] == "netguard-allow-lb-true" and docs[-1]["spec"]["podSelector"] == \
         {"matchLabels": {"app": "true", "tier": "front"}}
     assert yaml.safe_load(yamltext.dump({"v": "true"})) == {"v": "true"}
+
+
+def test_an_offer_is_remade_when_what_it_rests_on_changes():
+    # Offers are kept for the Service sent again; the Service, the namespace and the settings
+    # are all in what they are kept by.
+    obj = lb(CASES["targetPort-number"])
+    taken = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+             "metadata": {"name": "netguard-allow-lb-web", "namespace": "shop"},
+             "spec": {"podSelector": {"matchLabels": {"app": "other"}}}}
+    plain = fixpolicies.FixSettings()
+
+    def offered(view, settings=plain, service=obj):
+        return fixpolicies.offer(service, view, settings)
+
+    assert offered(view_of([])).name == "netguard-allow-lb-web"
+    assert offered(view_of([taken])).name == "netguard-allow-lb-web-2"
+    assert offered(view_of([])).name == "netguard-allow-lb-web"
+    other = {**obj, "spec": {**obj["spec"], "ports": [{"port": 9090}]}}
+    assert "port: 9090" in offered(view_of([]), service=other).text
+    prefixed = fixpolicies.FixSettings(labels=LabelSettings(prefix="guard.example.com"))
+    assert "guard.example.com/fix-for" in offered(view_of([]), prefixed).text
+    assert "netguard/fix-for" in offered(view_of([])).text

@@ -25,8 +25,11 @@ Pure: dicts and a view in, policy dicts and notes out.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import ipaddress
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -102,6 +105,24 @@ def offer(service: Mapping[str, Any], view: NamespaceView, settings: FixSettings
     """The allow policy `netguard fix` writes for `service` behind the default-deny(s) its
     namespace lacks, with the notes about it, as a denial shows it; None when it needs none (or
     gets none: no selector, no ports, no usable ranges)."""
+    metadata = _mapping(service.get("metadata"))
+    key = (json.dumps([metadata.get("name"), metadata.get("labels"), service.get("spec")], sort_keys=True,
+                      default=str), view.fingerprint, view.name, settings)
+    if key not in _OFFERS:
+        if len(_OFFERS) >= OFFERS_KEPT:
+            _OFFERS.clear()
+        _OFFERS[key] = _offer(service, view, settings)
+    return _OFFERS[key]
+
+
+# Offers already made: a denied Service is sent again and again (a GitOps sync retries it), and
+# rendering a policy with PyYAML's pure-Python emitter costs ~0.4 ms. Bounded; an offer is a
+# value, and the key holds all it is made from. Threads that race here store equal offers.
+OFFERS_KEPT = 256
+_OFFERS: dict[tuple, messages.AllowOffer | None] = {}
+
+
+def _offer(service: Mapping[str, Any], view: NamespaceView, settings: FixSettings) -> messages.AllowOffer | None:
     planned = namespace_fix(view, [service], None, settings)
     subject = f"Service {view.name}/{_name_of(service)}"
     key = f"{settings.labels.prefix}/{FIX_FOR}"
@@ -155,6 +176,16 @@ def namespace_fix(view: NamespaceView, services: list[Mapping[str, Any]],
     return NamespaceFix(ns, tuple(_name_of(s) for s in services), tuple(written), tuple(notes))
 
 
+def _parsed(text: str) -> dict[str, Any]:
+    """`text` parsed, a fresh copy each time (the caller labels it)."""
+    return copy.deepcopy(_parse(text))
+
+
+@functools.lru_cache(maxsize=1024)  # PyYAML's pure-Python parse of a policy costs ~0.3 ms
+def _parse(text: str) -> dict[str, Any]:
+    return yaml.safe_load(text)
+
+
 def _free_name(wanted: str, taken: set[str], ns: str, notes: list[Note], fallback: str = "") -> str:
     """`wanted`, or when a policy of the user's already has that name (applying would replace
     it) `fallback`, else `wanted-2`, `wanted-3`...: deterministic for the same inputs."""
@@ -171,7 +202,7 @@ def _free_name(wanted: str, taken: set[str], ns: str, notes: list[Note], fallbac
 def _default_deny(ns: str, taken: set[str], services: list[Mapping[str, Any]],
                   ns_labels: Mapping[str, str] | None, settings: FixSettings, notes: list[Note]) -> dict[str, Any]:
     # The policy the denial message offers, parsed from the same text: the two never differ.
-    deny = yaml.safe_load(policytexts.default_deny_yaml(ns))
+    deny = _parsed(policytexts.default_deny_yaml(ns))
     deny["metadata"]["name"] = _free_name(deny["metadata"]["name"], taken, ns, notes, FALLBACK_DENY_NAME)
     notes.append(Note(NOTE, ns, f"NetworkPolicy {ns}/{deny['metadata']['name']}: namespace {ns} had no "
                                 "default-deny ingress policy: written (apply it before the Services)"))
@@ -189,7 +220,7 @@ def _egress_default_deny(ns: str, taken: set[str], services: list[Mapping[str, A
     written = []
     for text, what in ((policytexts.default_deny_yaml(ns, netpol.EGRESS), "default-deny egress policy"),
                        (policytexts.dns_allowance_yaml(ns, settings.egress.dns), "DNS allowance for it")):
-        policy = yaml.safe_load(text)
+        policy = _parsed(text)
         policy["metadata"]["name"] = _free_name(policy["metadata"]["name"], taken | {p["metadata"]["name"] for p in written}, ns, notes)
         notes.append(Note(NOTE, ns, f"NetworkPolicy {ns}/{policy['metadata']['name']}: the configuration requires "
                                     f"egress default-deny in namespace {ns}: {what} written"))
