@@ -190,3 +190,11 @@ def test_an_offer_is_remade_when_what_it_rests_on_changes():
     prefixed = fixpolicies.FixSettings(labels=LabelSettings(prefix="guard.example.com"))
     assert "guard.example.com/fix-for" in offered(view_of([]), prefixed).text
     assert "netguard/fix-for" in offered(view_of([])).text
+
+
+def test_a_service_that_cannot_be_keyed_still_gets_its_offer():
+    # YAML may give a map keys of several types; the offer is then made without being kept.
+    obj = lb(CASES["targetPort-number"])
+    obj["metadata"]["labels"] = {"team": "a", 1: "b"}
+    made = fixpolicies.offer(obj, view_of([]), fixpolicies.FixSettings())
+    assert made is not None and made.name == "netguard-allow-lb-web"

@@ -4,7 +4,8 @@ warnings (docs/fix.md).
 It reads manifests as `netguard check` does (files, folders, `-` for stdin), and with `--cluster`
 the live cluster's Namespaces, NetworkPolicies and Services underneath (a manifest replaces the
 cluster object of the same kind, namespace and name), plus the workloads of the namespaces that
-hold LoadBalancers, to resolve named target ports. What to write is decided by webhook/core/fix.py;
+hold LoadBalancers, to resolve named target ports. What to write is decided by webhook/core/fix.py
+(and fixpolicies.py, which also makes the allow policy a denial offers);
 this module only reads, renders and writes.
 
 Output: with `--out DIR`, one file per namespace, `DIR/<namespace>.yaml`, holding its default-deny

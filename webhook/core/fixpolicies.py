@@ -106,13 +106,19 @@ def offer(service: Mapping[str, Any], view: NamespaceView, settings: FixSettings
     namespace lacks, with the notes about it, as a denial shows it; None when it needs none (or
     gets none: no selector, no ports, no usable ranges)."""
     metadata = _mapping(service.get("metadata"))
-    key = (json.dumps([metadata.get("name"), metadata.get("labels"), service.get("spec")], sort_keys=True,
-                      default=str), view.fingerprint, view.name, settings)
-    if key not in _OFFERS:
-        if len(_OFFERS) >= OFFERS_KEPT:
-            _OFFERS.clear()
-        _OFFERS[key] = _offer(service, view, settings)
-    return _OFFERS[key]
+    try:
+        key = (json.dumps([metadata.get("name"), metadata.get("labels"), service.get("spec")], sort_keys=True,
+                          default=str), view.fingerprint, view.name, settings)
+        return _OFFERS[key]
+    except TypeError:  # keys of mixed types (from YAML, for check): made each time
+        return _offer(service, view, settings)
+    except KeyError:
+        pass
+    made = _offer(service, view, settings)
+    if len(_OFFERS) >= OFFERS_KEPT:
+        _OFFERS.clear()
+    _OFFERS[key] = made
+    return made
 
 
 # Offers already made: a denied Service is sent again and again (a GitOps sync retries it), and
