@@ -37,6 +37,7 @@ from webhook.core.view import NamespaceView, PolicySummary
 from webhook.inventory import kube
 from webhook.inventory import views as build
 from webhook.inventory.clusterwatch import ClusterPolicies
+from webhook.inventory.interning import Shared
 from webhook.inventory.kube import COLLECTIONS as PATHS
 from webhook.inventory.kube import NAMESPACED as NAMESPACED_PATHS
 from webhook.inventory.kube import LIVE_READ_TIMEOUT, RawApi
@@ -67,29 +68,6 @@ def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
 
-class _Shared:
-    """Hands out one instance per distinct value, so that equal summaries, name sets and policy
-    maps are stored once: namespaces stamped from one template hold the same policies.
-
-    Cleared when it grows past `limit` (values deleted from the cluster are never evicted one by
-    one, so this bounds what it can pin); views keep their instances, sharing starts afresh.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._values: dict[Any, Any] = {}
-        self._limit = limit
-
-    def __call__(self, value: Any, key: Any = None) -> Any:
-        key = value if key is None else key
-        found = self._values.get(key)
-        if found is not None:
-            return found
-        if len(self._values) >= self._limit:
-            self._values = {}
-        self._values[key] = value
-        return value
-
-
 class ClusterInventory:
     """Inventory (webhook/inventory/protocol.py) kept current by list + watch against the Kubernetes API.
 
@@ -99,7 +77,7 @@ class ClusterInventory:
     `confirm_timeout` the (connect, read) timeout of each live read; a watch failing for longer
     than `unhealthy_after` seconds makes `healthy()` False. `namespace_labels` names the only
     namespace label keys worth keeping (the rules read just `labels.fromNamespace`); None keeps
-    them all. `required_labels` (`labels.required`) makes views record which Services and
+    them all, and so does a cluster serving cluster-wide policy kinds (`_keep_labels`). `required_labels` (`labels.required`) makes views record which Services and
     NetworkPolicies lack any of them, for the periodic scan.
     """
 
@@ -114,13 +92,13 @@ class ClusterInventory:
         self._api = RawApi(api_client)
         self.confirm_timeout = confirm_timeout
         self.unhealthy_after = unhealthy_after
-        self._keep_labels = frozenset(namespace_labels) if namespace_labels is not None else None
+        self._configured_labels = frozenset(namespace_labels) if namespace_labels is not None else None
         self._required = tuple(required_labels)
         self._lock = threading.Lock()  # writers only: readers take a view without it
         self._views: dict[str, NamespaceView] = {}
-        self._summary = _Shared(65_536)
-        self._names = _Shared(16_384)
-        self._policy_maps = _Shared(16_384)
+        self._summary = Shared(65_536)
+        self._names = Shared(16_384)
+        self._policy_maps = Shared(16_384)
         # One list at a time: the three threads parsing pages at once would triple the transient
         # memory (and the parsing holds the GIL anyway). Also spares the apiserver a burst.
         self._list_lock = threading.Lock()
@@ -140,6 +118,22 @@ class ClusterInventory:
             for name in RESOURCES}
         self.cluster_policies = ClusterPolicies(self._api, self._stop, timing, list_lock=self._list_lock,
                                                 on_restart=self._restarted)  # clusterwatch.py
+
+    @property
+    def _keep_labels(self) -> frozenset[str] | None:
+        """The namespace label keys worth keeping: those asked for, or every one once the cluster
+        serves a cluster-wide or CNI policy kind, whose namespace selectors may read any label
+        (a Calico `namespaceSelector: team == 'payments'`, an AdminNetworkPolicy's
+        `subject.namespaces`). The Namespace list waits for discovery (`_run_namespaces`), so it
+        and every event after it keep the same keys."""
+        return None if self.cluster_policies.reflectors else self._configured_labels
+
+    def _run_namespaces(self) -> None:
+        discovered = self.cluster_policies.discovered_event
+        while not self._stop.is_set():  # ends with stop(); discovery is retried until then
+            if discovered.wait(0.2):
+                self.reflectors[NAMESPACES].run()
+                return
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None,
@@ -200,7 +194,8 @@ class ClusterInventory:
             raise RuntimeError("a stopped ClusterInventory cannot be started again")
         if self._threads:
             return
-        runs = {name: r.run for name, r in self.reflectors.items()} | {"clusterpolicies": self.cluster_policies.run}
+        runs = {name: r.run for name, r in self.reflectors.items()} | {
+            NAMESPACES: self._run_namespaces, "clusterpolicies": self.cluster_policies.run}
         for name, run in runs.items():
             thread = threading.Thread(target=run, name=f"netguard-watch-{name}", daemon=True)
             self._threads.append(thread)
