@@ -9,14 +9,13 @@ its stop event is set. Modelled on client-go's Reflector and kopf's `watching.py
 https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes
 
 Requests go through the kubernetes client's ApiClient (webhook/inventory/kube.py `RawApi`); responses are read raw and
-parsed with `json`, never deserialized into client model objects: those cost ~25x the memory
+parsed with orjson (webhook/wire/jsoncodec.py: the standard library decides what orjson refuses), never deserialized into client model objects: those cost ~25x the memory
 (docs/design.md, Cluster state). The watch body is newline-delimited JSON events, one per line, which we
 split ourselves.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import socket
@@ -28,6 +27,7 @@ from typing import Any, Callable, Iterator, Mapping
 import urllib3.exceptions
 
 from webhook.inventory.kube import close_response, read_json
+from webhook.wire import jsoncodec
 
 log = logging.getLogger("netguard.watch")
 
@@ -284,7 +284,7 @@ class Reflector:
             if self._stop.is_set():  # stop() ran between the request and here
                 return
             for line in iter_lines(response):
-                self._handle(json.loads(line))
+                self._handle(jsoncodec.loads(line))
                 if self._stop.is_set():
                     return
         finally:
