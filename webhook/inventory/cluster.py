@@ -37,7 +37,7 @@ from webhook.core.view import NamespaceView, PolicySummary
 from webhook.inventory import kube
 from webhook.inventory import views as build
 from webhook.inventory.clusterwatch import ClusterPolicies
-from webhook.inventory.interning import Shared
+from webhook.inventory.interning import PolicySummaries, Shared
 from webhook.inventory.kube import COLLECTIONS as PATHS
 from webhook.inventory.kube import NAMESPACED as NAMESPACED_PATHS
 from webhook.inventory.kube import LIVE_READ_TIMEOUT, RawApi
@@ -96,7 +96,7 @@ class ClusterInventory:
         self._required = tuple(required_labels)
         self._lock = threading.Lock()  # writers only: readers take a view without it
         self._views: dict[str, NamespaceView] = {}
-        self._summary = Shared(65_536)
+        self._policy = PolicySummaries()  # a policy's summary, shared with its equals
         self._names = Shared(16_384)
         self._policy_maps = Shared(16_384)
         # One list at a time: the three threads parsing pages at once would triple the transient
@@ -279,10 +279,6 @@ class ClusterInventory:
             return None
         return sys.intern(str(namespace)), sys.intern(str(name))
 
-    def _policy(self, obj: Mapping[str, Any]) -> PolicySummary:
-        summary = PolicySummary.of(obj)
-        return self._summary(replace(summary, name=sys.intern(summary.name)))
-
     def _policy_map(self, policies: dict[str, PolicySummary]) -> Mapping[str, PolicySummary]:
         if not policies:
             return _EMPTY
@@ -300,18 +296,20 @@ class ClusterInventory:
             self._views.pop(namespace, None)
 
     def _replace_all(self, fresh: Mapping[str, Any], version: str,
-                     update: Callable[[NamespaceView, Any], NamespaceView]) -> None:
-        """After a list: every namespace gets update(view, fresh.get(ns)), even those not listed."""
+                     changes: Callable[[NamespaceView, Any], dict[str, Any]]) -> None:
+        """After a list: every namespace's view gets changes(view, fresh.get(ns)), even those
+        not listed, and the list's resourceVersion; one copy per view (views are 100,000 in a
+        large cluster, and each copy works out the view's derived fields again)."""
         with self._lock:
             for namespace in set(self._views) | set(fresh):
                 self._put(namespace, lambda v: replace(
-                    update(v, fresh.get(namespace)),
-                    resource_version=_newer(v.resource_version, version)))
+                    v, resource_version=_newer(v.resource_version, version),
+                    **changes(v, fresh.get(namespace))))
 
     def _relist_namespaces(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
         fresh = build.labels_by_namespace(items, self._keep_labels)
-        self._replace_all(fresh, version, lambda v, labels: replace(
-            v, labels=labels if labels is not None else _EMPTY, known=labels is not None))
+        self._replace_all(fresh, version, lambda v, labels: dict(
+            labels=labels if labels is not None else _EMPTY, known=labels is not None))
 
     # The lists stream in page by page: each is read once and summarised as it comes, never
     # held whole (bench/inventory_memory.py measures the peak).
@@ -320,15 +318,14 @@ class ClusterInventory:
         tally = build.UnlabelledTally("NetworkPolicy", self._required)
         fresh = build.policies_by_namespace(tally.passing(o for o in items if self._key(o)), self._policy)
         maps = {ns: self._policy_map(p) for ns, p in fresh.items()}
-        self._replace_all(maps, version, lambda v, p: replace(v, policies=p or _EMPTY))
+        self._replace_all(maps, version, lambda v, p: dict(policies=p or _EMPTY))
         self._relist_unlabelled("NetworkPolicy", tally.found, version)
 
     def _relist_services(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
         tally = build.UnlabelledTally("Service", self._required)
         fresh = build.load_balancers_by_namespace(tally.passing(o for o in items if self._key(o)))
         shared = {ns: self._names(frozenset(names)) for ns, names in fresh.items()}
-        self._replace_all(shared, version, lambda v, names: replace(
-            v, load_balancers=names or _NO_NAMES))
+        self._replace_all(shared, version, lambda v, names: dict(load_balancers=names or _NO_NAMES))
         self._relist_unlabelled("Service", tally.found, version)
 
     def _relist_unlabelled(self, kind: str, fresh: dict[str, build.Unlabelled], version: str) -> None:
@@ -337,12 +334,12 @@ class ClusterInventory:
         if not self._required:
             return
 
-        def update(v: NamespaceView, found: dict | None) -> NamespaceView:
+        def changes(v: NamespaceView, found: dict | None) -> dict[str, Any]:
             kept = {key: keys for key, keys in v.unlabelled.items() if key[0] != kind}
             kept.update(found or {})
-            return replace(v, unlabelled=MappingProxyType(kept) if kept else _EMPTY)
+            return dict(unlabelled=MappingProxyType(kept) if kept else _EMPTY)
 
-        self._replace_all(fresh, version, update)
+        self._replace_all(fresh, version, changes)
 
     def _namespace_event(self, kind: str, obj: Mapping[str, Any]) -> None:
         name = _metadata(obj).get("name")
