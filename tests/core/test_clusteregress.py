@@ -4,12 +4,10 @@ calico.py, cilium.py; docs/clusterpolicies.md), and how the view combines them (
 
 from __future__ import annotations
 
-from functools import partial
-
 import pytest
 
 from tests.core.test_clusterpolicy import (CALICO_NP, CILIUM_DENY, CILIUM_ENTITIES, CILIUM_INTRO, CILIUM_RULE,
-                                           CNP_TYPES, GNP, obj)
+                                           CNP_TYPES, GNP, anp, banp, calico_np, ccnp, cilium_np, cnp_api, gnp)
 from webhook.core import adminpolicy, clusterpolicy, netpol
 from webhook.core.view import NamespaceView
 
@@ -20,14 +18,6 @@ BANP_SPEC = "https://network-policy-api.sigs.k8s.io/reference/spec/#policy.netwo
 CALICO_RULE = "https://docs.tigera.io/calico/latest/reference/resources/networkpolicy#rule"
 CILIUM_CIDR = "https://docs.cilium.io/en/stable/security/policy/language/#ip-cidr-based"
 CILIUM_DNS = "https://docs.cilium.io/en/stable/security/policy/language/#dns-based"
-
-anp = partial(obj, "policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy")
-banp = partial(obj, "policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy", name="default")
-cnp_api = partial(obj, "policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy")
-gnp = partial(obj, "projectcalico.org/v3", "GlobalNetworkPolicy")
-calico_np = partial(obj, "projectcalico.org/v3", "NetworkPolicy", namespace="shop")
-ccnp = partial(obj, "cilium.io/v2", "CiliumClusterwideNetworkPolicy")
-cilium_np = partial(obj, "cilium.io/v2", "CiliumNetworkPolicy", namespace="shop")
 
 EVERY_NS = {"namespaces": {}}
 EVERYWHERE = {"networks": ["0.0.0.0/0", "::/0"]}
@@ -159,6 +149,8 @@ def test_open_destinations_are_kept_for_the_cancel_count():
      "enableDefaultDeny.egress is false: it only adds to what is allowed"),
     (gnp({"selector": "all()", "types": ["Egress"], "egress": [{"action": "Pass"}]}),
      "its egress rules pass outside destinations to the next tier"),
+    (cnp_api({"tier": "Baseline", "priority": 1, "subject": EVERY_NS, "egress": [{"action": "Pass", "to": [EVERYWHERE]}]}),
+     adminpolicy.BASELINE_PASS_NOTE),
     (admin(DENY_OUT), ""),
     (admin({"action": "Allow", "to": [{"namespaces": {}}]}), ""),  # nothing that looks like isolation
 ])

@@ -10,7 +10,7 @@ import yaml
 
 from tests.reviews import make_review, namespace, policy, service
 from tests.serve.test_monitor import scraped, violation_series
-from tests.serverproc import Server
+from tests.serverproc import rows_server
 from webhook.cli.audit import scan
 from webhook.cli.check import check
 from webhook.core import clusterpolicy
@@ -86,24 +86,30 @@ def _lb(ns):
     return service("web", type="LoadBalancer", namespace=ns)
 
 
+def _started(tmp_path_factory, name, state):
+    work = tmp_path_factory.mktemp(name)
+    (work / "netguard.yaml").write_text(CONFIG)
+    return rows_server(work, [state], "--config", str(work / "netguard.yaml"))
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("clusteregress")
-    objects = work / "objects"
-    objects.mkdir()
-    (objects / "state.yaml").write_text(yaml.safe_dump_all(STATE))
-    (work / "netguard.yaml").write_text(CONFIG)
-    srv = Server(work, "--objects", str(objects), "--config", str(work / "netguard.yaml")).start()
+    srv = _started(tmp_path_factory, "clusteregress", STATE)
     yield srv
     assert srv.stop() == 0
 
 
-@pytest.mark.parametrize("ns", sorted(ROWS))
-def test_server_and_check_give_one_verdict(server, ns):
+def _lb_answer(server, ns):
+    """The server's answer to a dry-run CREATE of a LoadBalancer in `ns` (the state stays)."""
     status, body = server.post_review("/validate", make_review(kind="Service", namespace=ns, obj=_lb(ns),
                                                                dry_run=True))
     assert status == 200, body
-    answer = body["response"]
+    return body["response"]
+
+
+@pytest.mark.parametrize("ns", sorted(ROWS))
+def test_server_and_check_give_one_verdict(server, ns):
+    answer = _lb_answer(server, ns)
     _, admitted, explained = ROWS[ns]
     assert answer["allowed"] is admitted
     [result] = check(parse_manifests(yaml.safe_dump(_lb(ns)), "lb.yaml"), SETTINGS, CLUSTER).results
@@ -133,12 +139,7 @@ GUARDED_NS = [namespace("guarded"), policy("deny-ingress", {"podSelector": {}, "
 
 @pytest.fixture(scope="module")
 def guarded_server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("clusteregress-guard")
-    objects = work / "objects"
-    objects.mkdir()
-    (objects / "state.yaml").write_text(yaml.safe_dump_all(GUARDED_NS))
-    (work / "netguard.yaml").write_text(CONFIG)
-    srv = Server(work, "--objects", str(objects), "--config", str(work / "netguard.yaml")).start()
+    srv = _started(tmp_path_factory, "clusteregress-guard", GUARDED_NS)
     yield srv
     assert srv.stop() == 0
 

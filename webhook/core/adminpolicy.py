@@ -44,6 +44,7 @@ NOTE = ("its ingress peers can name only pods and namespaces, never addresses ou
 EGRESS_NOTE = ("no egress rule of it denies every outside address (networks 0.0.0.0/0 and ::/0) on "
                "every port before a rule allows or passes a whole address family")
 PASS_NOTE = "its egress rules pass outside destinations on to the NetworkPolicies (Pass)"
+BASELINE_PASS_NOTE = "its egress rules pass outside destinations on to the default, which allows them (Pass)"
 ADMIN_KINDS = ("AdminNetworkPolicy",)
 _ACTIONS = {"Accept": rulewalk.ALLOW}  # v1alpha2's name for Allow
 
@@ -97,7 +98,8 @@ def _egress(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     priority = spec.get("priority")
     if admin and not (isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= 1000):
         isolates, priority = False, 0  # no shape the API takes: never a deny, and first for its passes
-    note = "" if isolates else PASS_NOTE if found.passes else EGRESS_NOTE if DENY in actions else ""
+    passes = BASELINE_PASS_NOTE if not admin else PASS_NOTE
+    note = "" if isolates else passes if found.passes else EGRESS_NOTE if DENY in actions else ""
     return dict(isolates_egress=isolates, open_egress=found.opened, egress_note=note,
                 priority=priority if admin else None, passes_egress=admin and found.passes)
 

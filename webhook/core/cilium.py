@@ -113,7 +113,8 @@ def _direction(rule: Mapping[str, Any], direction: str) -> tuple[bool, tuple[str
         elif found or any(r.get(k) for k in unsized):
             allows = True
     open_outside = netpol.collapse(opened)
-    hard_deny = any(_every_port(r) and netpol.covered_families(str(n) for n in _outside(r, way)) == set(netpol.EVERY_ADDRESS)
+    every = set(netpol.EVERY_ADDRESS)
+    hard_deny = any(_every_port(r) and netpol.covered_families(str(n) for n in _outside(r, way)) == every
                     for r in denies)
     isolates = hard_deny or (default_deny and not netpol.covered_families(open_outside))
     return isolates, open_outside, allows, not isolates and bool(allows_) and not default_deny

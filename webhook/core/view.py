@@ -170,7 +170,8 @@ class NamespaceView:
             for c in self.cluster:
                 if c.isolates_egress and id(c) not in counted:
                     found.append((c.label, f"a policy of priority {first}, checked no later than its "
-                                           f"{c.priority}, passes outside egress on to the NetworkPolicies first (Pass)"))
+                                           f"{c.priority}, passes outside egress on to the NetworkPolicies "
+                                           "first (Pass)"))
                 elif c.egress_note and not c.isolates_egress:
                     found.append((c.label, c.egress_note))
         return found
