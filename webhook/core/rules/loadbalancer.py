@@ -76,7 +76,7 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
                                                          from_flux=req.from_flux, missing=missing,
                                                          dns=ctx.egress.dns,
                                                          labels_unknown=_labels_unknown(view, ctx),
-                                                         not_isolating=view.not_isolating()),
+                                                         not_isolating=view.not_isolating(missing)),
                       summary, confirm_live=True)
     return apply_action(found, action)
 
