@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import subprocess
 import sys
@@ -25,8 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client  # noqa: E402
 
-from webhook.inventory.cluster import ClusterInventory# noqa: E402
-from webhook.inventory.watch import Timing# noqa: E402
+from webhook.core.settings import default_settings  # noqa: E402
+from webhook.inventory.cluster import ClusterInventory  # noqa: E402
+from webhook.inventory.watch import Timing  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -38,6 +40,13 @@ def proc_status(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def deep_size(root: object) -> int:
@@ -63,7 +72,8 @@ def main() -> int:
     parser.add_argument("--cluster-policies", type=int, default=0,
                         help="also serve this many cluster-wide policies (Calico, Cilium)")
     parser.add_argument("--namespace-labels", nargs="*", metavar="KEY",
-                        help="keep only these namespace label keys (default: all)")
+                        help="keep only these namespace label keys (default: what `netguard serve` "
+                             "keeps with the default configuration; all when cluster-wide policies are served)")
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -79,9 +89,10 @@ def main() -> int:
 
         gc.collect()
         rss_before = proc_status("VmRSS")
+        labels = default_settings().namespace_label_keys() if args.namespace_labels is None else args.namespace_labels
         inventory = ClusterInventory(client.ApiClient(client.Configuration(host=url)),
-                                     timing=Timing(page_size=args.page_size),
-                                     namespace_labels=args.namespace_labels)
+                                     timing=Timing(page_size=args.page_size), namespace_labels=labels)
+        server_cpu, own_cpu = cpu_seconds(server.pid), cpu_seconds()
         started = time.monotonic()
         inventory.start()
         while not inventory.ready():
@@ -89,11 +100,13 @@ def main() -> int:
                 raise SystemExit(f"not ready after 600 s: {inventory.state}")
             time.sleep(0.01)
         to_ready = time.monotonic() - started
+        server_cpu, own_cpu = cpu_seconds(server.pid) - server_cpu, cpu_seconds() - own_cpu
         gc.collect()
         rss_after = proc_status("VmRSS")
         peak = proc_status("VmHWM")
 
         state = inventory.state
+        kept_labels = inventory._keep_labels
         sample = inventory.view("team-00042")
         assert sample.default_deny_policies()[-1] == "default-deny", sample  # after a cluster policy's label
         assert sample.load_balancers == {"web"}, sample
@@ -124,10 +137,10 @@ def main() -> int:
         ("namespaces / policies / services", f"{args.namespaces} / {3 * args.namespaces} / "
                                              f"{3 * args.namespaces} ({args.namespaces} LoadBalancers)"),
         ("list page size", str(args.page_size)),
-        ("namespace labels kept", "all" if args.namespace_labels is None
-         else ", ".join(args.namespace_labels) or "none"),
+        ("namespace labels kept", "all" if kept_labels is None else ", ".join(sorted(kept_labels)) or "none"),
         ("server: generate objects", f"{generated:.1f} s"),
         ("start() -> ready()", f"{to_ready:.2f} s"),
+        ("  CPU meanwhile: inventory / test server", f"{own_cpu:.1f} s / {server_cpu:.1f} s"),
         ("RSS before start (after imports)", f"{rss_before / MIB:.1f} MiB"),
         ("RSS after ready (gc'd)", f"{rss_after / MIB:.1f} MiB"),
         ("RSS growth", f"{(rss_after - rss_before) / MIB:.1f} MiB"),

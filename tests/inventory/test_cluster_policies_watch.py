@@ -93,3 +93,43 @@ def test_a_cluster_serving_none_of_them_is_ready_without_them():
                 "/apis/cilium.io", "/apis/policy.networking.k8s.io", "/apis/projectcalico.org"}
         finally:
             inv.stop()
+
+
+def test_namespace_labels_are_kept_for_the_cluster_policies_selectors(server):
+    """`netguard serve` hands the live inventory only the label keys the configuration reads
+    (Settings.namespace_label_keys, none by default). A GlobalNetworkPolicy selecting
+    `team == 'payments'` must still see the namespace's `team` label: with the label dropped it
+    selected nothing, so the LoadBalancer was refused and the guard did not protect the policy."""
+    keys = settings().namespace_label_keys()
+    assert keys == ()  # the default configuration reads no namespace label itself
+    inv = ClusterInventory(client.ApiClient(client.Configuration(host=server.url)), timing=FAST,
+                           confirm_timeout=(1.0, 1.0), namespace_labels=keys)
+    inv.start()
+    try:
+        eventually(inv.ready, "the lists and the cluster policies'")
+        assert dict(inv.view("shop").labels) == {"kubernetes.io/metadata.name": "shop", "team": "payments"}
+        assert lb_allowed(inv, "shop") and not lb_allowed(inv, "web")
+        assert lb_allowed_live(inv, "shop")  # the live read before a denial keeps them too
+        server.put(NAMESPACES, namespace("web", team="payments"))  # a watch event
+        eventually(lambda: lb_allowed(inv, "web"), "the relabelled namespace")
+        assert [d.name for d in inv.view("").dependents] == ["shop"]
+    finally:
+        inv.stop()
+
+
+def lb_allowed_live(inventory, ns: str) -> bool:
+    req = make_request(kind="Service", namespace=ns, obj=lb_service("lb2", type="LoadBalancer", namespace=ns))
+    return decide.validate(req, inventory.confirm(ns), settings()).allowed
+
+
+def test_without_cluster_policy_apis_only_the_configured_namespace_labels_are_kept():
+    with WatchServer() as srv:
+        srv.put(NAMESPACES, namespace("shop", team="payments", env="prod"))
+        inv = ClusterInventory(client.ApiClient(client.Configuration(host=srv.url)), timing=FAST,
+                               namespace_labels=["team"])
+        inv.start()
+        try:
+            eventually(inv.ready, "ready with no cluster policy API")
+            assert dict(inv.view("shop").labels) == {"team": "payments"}
+        finally:
+            inv.stop()

@@ -60,8 +60,10 @@ CHECK_FIELD_MANAGER = "netguard-check"
 # --------------------------------------------------------------------------- inputs
 
 
-def _reviewed(m: Manifest) -> bool:
-    return (m.group, m.kind) in decide.REVIEWED or (m.group, m.kind) in clusterpolicy.GUARDED
+def _reviewed(m: Manifest, settings: Settings | None = None) -> bool:
+    """The policy.networking.k8s.io kinds are reviewed only where egress.required."""
+    return (m.group, m.kind) in decide.REVIEWED or \
+        (m.group, m.kind) in clusterpolicy.guarded(settings is not None and settings.egress.required)
 
 
 def _namespace(m: Manifest) -> str:
@@ -257,13 +259,13 @@ def check(manifests: Sequence[Manifest], settings: Settings,
                        *cluster.cluster_policies] if cluster else []
     state = [(i, m) for i, m in enumerate(manifests) if _is_state(m)]
     uids = {i: f"check-{n}" for n, i in enumerate(
-        (i for i, m in enumerate(manifests) if _reviewed(m)), start=1)}
+        (i for i, m in enumerate(manifests) if _reviewed(m, settings)), start=1)}
     results: dict[int, Result] = {}
     problems: list[Problem] = []
 
     def run(kind: str, inventory: OfflineInventory) -> None:
         for index, m in enumerate(manifests):
-            if _reviewed(m) and (m.kind == "Service") == (kind == "Service"):
+            if _reviewed(m, settings) and (m.kind == "Service") == (kind == "Service"):
                 try:
                     results[index] = review(m, uids[index], inventory, settings, flux)
                 except Exception as exc:  # an object of an impossible shape trips a rule
@@ -284,7 +286,7 @@ def check(manifests: Sequence[Manifest], settings: Settings,
                 m.name, m.source, m.line,
                 "cluster state only: netguard does not review Namespaces" if _is_state(m) else
                 f"netguard does not review {m.kind} ({m.api_version})")
-        for m in manifests if not _reviewed(m))
+        for m in manifests if not _reviewed(m, settings))
     set_warnings = _same_set_warnings(manifests, results, settings, cluster) if flux else []
     return CheckReport(results=tuple(results[i] for i in sorted(results)), skipped=skipped,
                        warnings=tuple(set_warnings))

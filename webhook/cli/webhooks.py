@@ -39,6 +39,12 @@ CLUSTER_POLICY_RULES = (
     ("cilium.io", "v2", "ciliumclusterwidenetworkpolicies", "Cluster"),
     ("cilium.io", "v2", "ciliumnetworkpolicies", "Namespaced"),
 )
+# The kinds that isolate egress only (clusterpolicy.EGRESS_GUARDED): guarded where egress.required.
+EGRESS_CLUSTER_POLICY_RULES = (
+    ("policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies", "Cluster"),
+    ("policy.networking.k8s.io", "v1alpha1", "baselineadminnetworkpolicies", "Cluster"),
+    ("policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies", "Cluster"),
+)
 
 # `object` is null on DELETE and `oldObject` on CREATE, and a condition that fails to evaluate
 # fails the request as the webhook's failurePolicy says (Fail): every step is guarded.
@@ -166,7 +172,8 @@ def webhook_configurations(settings: Settings, ca_bundle: str, url: str | None,
             # Equivalent: their other served versions too). A namespaceSelector does not apply
             # to the cluster-scoped ones: every one is sent.
             hook(CLUSTER_POLICIES_WEBHOOK, "/validate",
-                 [_rule(g, r, ["CREATE", "UPDATE", "DELETE"], v, scope) for g, v, r, scope in CLUSTER_POLICY_RULES],
+                 [_rule(g, r, ["CREATE", "UPDATE", "DELETE"], v, scope) for g, v, r, scope in
+                  CLUSTER_POLICY_RULES + (EGRESS_CLUSTER_POLICY_RULES if settings.egress.required else ())],
                  "Fail"),
             *extra,
         ],

@@ -1,5 +1,6 @@
 """Calico GlobalNetworkPolicy and NetworkPolicy (projectcalico.org/v3): when one isolates a
-namespace's pods from traffic from outside the cluster (docs/clusterpolicies.md, Calico).
+namespace's pods from traffic from outside the cluster, and their egress to outside the cluster
+(docs/clusterpolicies.md, Calico).
 
 - Resources: https://docs.tigera.io/calico/latest/reference/resources/globalnetworkpolicy
   and https://docs.tigera.io/calico/latest/reference/resources/networkpolicy
@@ -9,7 +10,8 @@ namespace's pods from traffic from outside the cluster (docs/clusterpolicies.md,
 - Rules: https://docs.tigera.io/calico/latest/reference/resources/networkpolicy#rule
   (actions Allow, Deny, Log, Pass; rules are matched in order and the first Allow, Deny or Pass
   that matches decides; an endpoint selected by a policy of a tier whose rules match nothing is
-  denied at the end of the tier).
+  denied at the end of the tier). Ingress rules match the outside peer in `source`, egress rules
+  in `destination` (`nets`, `notNets`); a rule without them matches every address.
 - Selectors: https://docs.tigera.io/calico/latest/reference/resources/networkpolicy#selectors
   and the namespace labels `projectcalico.org/name` (namespaceSelector) and, in an endpoint
   selector, `projectcalico.org/namespace` and `pcns.<label>`:
@@ -24,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.core import netpol
+from webhook.core import netpol, rulewalk
 from webhook.core.clusterscope import CALICO_NAME_KEY as NAME_KEY
 from webhook.core.clusterscope import NOWHERE, CalicoTerm, ClusterSummary, Scope
 
@@ -108,53 +110,53 @@ def policy_types(spec: Mapping[str, Any]) -> frozenset[str]:
 
 _NARROWING = ("protocol", "notProtocol", "icmp", "notICMP", "http", "ipVersion")
 _IN_CLUSTER = ("selector", "notSelector", "namespaceSelector", "serviceAccounts", "services")
+# The end of a rule that names the outside peer, by direction; the other end is the selected
+# endpoint itself, and anything said of it (its ports, its labels) narrows the rule.
+_PEER = {INGRESS: ("source", "destination"), EGRESS: ("destination", "source")}
 
 
-def _sources(rule: Mapping[str, Any]) -> list | None:
-    """The outside addresses the rule matches on every port of every selected pod, or None when
-    it matches some outside traffic only (ports, protocols) or only what netguard cannot tell."""
-    destination = rule.get("destination") or {}
-    source = rule.get("source") or {}
-    if not isinstance(destination, Mapping) or not isinstance(source, Mapping):
+def _matched(rule: Mapping[str, Any], direction: str) -> list | None:
+    """The outside addresses the rule matches on every port of every selected pod: sources for
+    ingress (`source.nets` minus `notNets`), destinations for egress (`destination.nets`), every
+    address when the peer says nothing; None when it matches some outside traffic only (ports,
+    protocols) or only what netguard cannot tell (endpoints, services, network sets, domains)."""
+    peer_key, own_key = _PEER[direction]
+    peer, own = rule.get(peer_key) or {}, rule.get(own_key) or {}
+    if not isinstance(peer, Mapping) or not isinstance(own, Mapping):
         return None
-    if any(rule.get(k) for k in _NARROWING) or any(destination.get(k) for k in destination) or \
-            source.get("ports") or source.get("notPorts"):
+    if any(rule.get(k) for k in _NARROWING) or any(own.get(k) for k in own) or \
+            peer.get("ports") or peer.get("notPorts") or peer.get("domains"):
         return None
-    if any(source.get(k) for k in _IN_CLUSTER):
+    if any(peer.get(k) for k in _IN_CLUSTER):
         return None  # endpoints (or network sets, which netguard does not read)
-    nets = source.get("nets") or list(netpol.EVERY_ADDRESS.values())
+    nets = peer.get("nets") or list(netpol.EVERY_ADDRESS.values())
     found = []
     for cidr in nets:
-        found.extend(netpol.block_ranges({"cidr": str(cidr), "except": source.get("notNets") or ()}))
+        found.extend(netpol.block_ranges({"cidr": str(cidr), "except": peer.get("notNets") or ()}))
     return found
+
+
+def _walk(spec: Mapping[str, Any], direction: str) -> rulewalk.Walk:
+    rules = [r for r in spec.get(direction.lower()) or () if isinstance(r, Mapping)]
+    return rulewalk.walk((str(r.get("action") or ""), _matched(r, direction)) for r in rules)
 
 
 def summarize(kind: str, name: str, namespace: str, spec: Mapping[str, Any]) -> ClusterSummary:
     scope = scope_of(spec, namespace)
     base = dict(kind=kind, name=name, namespace=namespace, scope=scope)
-    if scope.nothing or INGRESS not in policy_types(spec):
+    types = policy_types(spec)
+    if scope.nothing or not types:
         return ClusterSummary(**base)
-    opened: list = []
-    allows = False
-    for rule in spec.get("ingress") or ():
-        if not isinstance(rule, Mapping):
-            continue
-        action, matched = rule.get("action"), _sources(rule)
-        everything = matched is not None and netpol.covered_families(str(n) for n in matched) == set(netpol.EVERY_ADDRESS)
-        if action == "Allow":
-            if matched is None:
-                allows = True
-            else:
-                opened.extend(matched)
-            if everything:
-                break
-        elif action == "Deny" and everything:
-            break  # every outside address denied on every port: the rest cannot admit it
-        elif action == "Pass" and everything:
-            return ClusterSummary(**base, open_outside=netpol.collapse(opened), allows=allows,
-                                  note="it passes outside traffic to the next tier")
-    open_outside = netpol.collapse(opened)
-    # Past the rules (or a Deny of everything): denied, at the end of the tier at the latest.
-    isolates = not netpol.covered_families(open_outside)
-    return ClusterSummary(**base, isolates=isolates, open_outside=open_outside, allows=allows)
-
+    found: dict[str, Any] = {}
+    if INGRESS in types:
+        ingress = _walk(spec, INGRESS)
+        # Past the rules (or a Deny of everything): denied, at the end of the tier at the latest.
+        found.update(isolates=ingress.denies_everything_else(denied_at_end=True),
+                     open_outside=ingress.opened, allows=ingress.allows,
+                     note="it passes outside traffic to the next tier" if ingress.ends == rulewalk.PASS else "")
+    if EGRESS in types:
+        egress = _walk(spec, EGRESS)
+        found.update(isolates_egress=egress.denies_everything_else(denied_at_end=True), open_egress=egress.opened,
+                     egress_note="its egress rules pass outside destinations to the next tier"
+                     if egress.passes else "")
+    return ClusterSummary(**base, **found)

@@ -1,7 +1,10 @@
 """protect-default-deny for the cluster-wide and CNI policies that isolate (webhook/core/rules/guard.py
 asks here for them): deleting or changing one so that a namespace holding LoadBalancer Services
 loses its last isolation from outside, or creating or changing one so that it admits every outside
-address of a family there, is refused the same way as for a NetworkPolicy.
+address of a family there, is refused the same way as for a NetworkPolicy. Where egress.required
+holds for the namespace, the same for its egress: losing its last egress isolation, or every pod
+reaching every outside address of a family (the policy.networking.k8s.io kinds, which isolate
+egress only, are guarded there alone: clusterpolicy.guarded).
 
 A namespaced policy (Calico NetworkPolicy, CiliumNetworkPolicy) is decided on its namespace's
 view; a cluster-scoped one (Calico GlobalNetworkPolicy, CiliumClusterwideNetworkPolicy) on the
@@ -14,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.core import clusterpolicy, messages
+from webhook.core import clusterpolicy, messages, netpol
 from webhook.core.clusterscope import ClusterSummary
+from webhook.core.egress import required_directions
 from webhook.core.outcome import Decision, allow, apply_action, violation
 from webhook.core.request import AdmissionRequest
 from webhook.core.rule import RuleContext
@@ -36,19 +40,25 @@ def _is_this(summary: ClusterSummary, kind: str, namespace: str, name: str) -> b
 
 
 def _change(view: NamespaceView, old: tuple[ClusterSummary, ...], new: tuple[ClusterSummary, ...],
-            ident: tuple[str, str, str] | None) -> str:
-    """What the change does to `view`'s namespace: "removes" its last isolation, "cancels" it
-    (opens families), or "" (nothing the guard minds)."""
+            ident: tuple[str, str, str] | None, directions: tuple[str, ...]) -> list[tuple[str, str]]:
+    """What the change does to `view`'s namespace, per direction it minds: "removes" its last
+    isolation or "cancels" it (opens families); none when nothing the guard minds."""
     rest = tuple(c for c in view.cluster if ident is None or not _is_this(c, *ident))
     before = view.with_cluster(clusterpolicy.applying(rest + old, view.name, view.labels))
     after = view.with_cluster(clusterpolicy.applying(rest + new, view.name, view.labels))
-    if not after.default_deny_policies():
-        return "removes" if before.default_deny_policies() else ""
-    return "cancels" if after.open_families() - before.open_families() else ""
+    found = []
+    for direction in directions:
+        if not after.default_deny_policies(direction):
+            if before.default_deny_policies(direction):
+                found.append(("removes", direction))
+        elif after.open_families(direction) - before.open_families(direction):
+            found.append(("cancels", direction))
+    return found
 
 
 def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext, rule: str) -> Decision | None:
-    if (req.group, req.kind) not in clusterpolicy.GUARDED or req.operation not in ("CREATE", "UPDATE", "DELETE"):
+    if (req.group, req.kind) not in clusterpolicy.guarded(ctx.egress.required) or \
+            req.operation not in ("CREATE", "UPDATE", "DELETE"):
         return None
     old = _summaries(req.old_object, req) if req.operation != "CREATE" else ()
     new = _summaries(req.object, req) if req.operation != "DELETE" else ()
@@ -57,16 +67,19 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext, rule: st
         return None
     ident = (sample[0].kind, sample[0].namespace, req.name)
     targets = [view] if sample[0].namespace else list(view.dependents)
-    hurt = [(t, change) for t in targets if t.may_hold_load_balancers()
-            and (change := _change(t, old, new, ident))]
+    hurt = [(t, changes) for t in targets if t.may_hold_load_balancers()
+            and (changes := _change(t, old, new, ident, required_directions(t, ctx.egress)))]
     label = f"{sample[0].kind} {req.namespace}/{req.name}" if sample[0].namespace else f"{sample[0].kind} {req.name}"
     if not hurt:
         return allow(f"no namespace with LoadBalancer Services loses its isolation through {label}",
                      rule=rule, confirm_live=True)
     namespaces = [t.name for t, _ in hurt]
     services = sum(len(t.load_balancers) for t, _ in hurt)
-    cancels = all(change == "cancels" for _, change in hurt)
+    cancels = all(change == "cancels" for _, changes in hurt for change, _ in changes)
+    directions = tuple(d for d in (netpol.INGRESS, netpol.EGRESS)
+                       if any(d == w for _, changes in hurt for _, w in changes))
     found = violation(rule, messages.cluster_guard_denied(label, req.operation, namespaces, services,
-                                                          cancels, rule=rule),
-                      messages.cluster_guard_summary(label, namespaces, services), confirm_live=True)
+                                                          cancels, rule=rule, directions=directions,
+                                                          dns=ctx.egress.dns),
+                      messages.cluster_guard_summary(label, namespaces, services, directions), confirm_live=True)
     return apply_action(found, ctx.own.action)

@@ -28,8 +28,16 @@ KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     (CILIUM, "CiliumClusterwideNetworkPolicy"): ("ciliumclusterwidenetworkpolicies", False),
     (CILIUM, "CiliumNetworkPolicy"): ("ciliumnetworkpolicies", True),
 }
-# The kinds that can isolate (and so are guarded): not the policy.networking.k8s.io ones.
+# The kinds that can isolate from outside traffic (and so are guarded): Calico's and Cilium's.
 GUARDED = frozenset(k for k in KINDS if k[0] != NETWORK_POLICY_API)
+# Those that can isolate egress only: guarded where egress.required (webhook/core/adminpolicy.py).
+EGRESS_GUARDED = frozenset(k for k in KINDS if k[0] == NETWORK_POLICY_API)
+
+
+def guarded(egress_required: bool) -> frozenset[tuple[str, str]]:
+    """The (group, kind)s protect-default-deny reviews: every kind here where egress is
+    required, else the ones that isolate from outside traffic."""
+    return GUARDED | EGRESS_GUARDED if egress_required else GUARDED
 
 
 def groups() -> list[str]:
@@ -98,10 +106,11 @@ def summarize(obj: Mapping[str, Any]) -> tuple[ClusterSummary, ...]:
 
 def relevant(summaries: Iterable[ClusterSummary]) -> tuple[ClusterSummary, ...]:
     """The summaries that can matter to some namespace: they cover every pod of some, and they
-    isolate, admit outside traffic or have something to say. Sorted by label."""
-    return tuple(sorted((s for s in summaries if not s.scope.nothing and (s.isolates or s.open_outside
-                                                                           or s.note or s.allows)),
-                        key=lambda s: s.label))
+    isolate (or pass on) either way, open to outside addresses or have something to say. Sorted
+    by label."""
+    return tuple(sorted((s for s in summaries if not s.scope.nothing and (
+        s.isolates or s.open_outside or s.note or s.allows
+        or s.isolates_egress or s.open_egress or s.egress_note or s.passes_egress)), key=lambda s: s.label))
 
 
 class Index:

@@ -1,5 +1,6 @@
 """What netguard keeps of one cluster-wide or CNI policy: which namespaces' every pod it covers,
-and whether it isolates them from traffic from outside the cluster (docs/clusterpolicies.md).
+whether it isolates them from traffic from outside the cluster, and whether it isolates their
+egress to outside the cluster (docs/clusterpolicies.md).
 
 A `ClusterSummary` is small and immutable: the families' semantics (webhook/core/adminpolicy.py,
 calico.py, cilium.py) reduce each policy to one, so 1,000 cluster-wide policies cost kilobytes.
@@ -87,7 +88,14 @@ class ClusterSummary:
     outside addresses it admits to all those pods on every port (collapsed CIDRs), as a
     NetworkPolicy's PolicySummary.open_outside. `note`: why it looks like isolation but is not
     (said in the denial), "" when there is nothing to say. `allows`: it may admit some outside
-    traffic on some ports (the reachability warning cannot tell which)."""
+    traffic on some ports (the reachability warning cannot tell which).
+
+    The same for egress, to destinations outside the cluster: `isolates_egress`, `open_egress`
+    (what every pod may reach on every port) and `egress_note`. `priority`: the precedence of an
+    AdminNetworkPolicy (or Admin-tier ClusterNetworkPolicy) among its tier, lower first, None for
+    every other kind; `passes_egress`: it passes every outside address of a family on to the tiers
+    below (Pass) before any of its rules denies it, so that no Admin-tier deny of lower (or, the
+    order being undefined, equal) precedence applies there (webhook/core/view.py)."""
 
     kind: str
     name: str
@@ -97,6 +105,11 @@ class ClusterSummary:
     open_outside: tuple[str, ...] = ()
     note: str = ""
     allows: bool = False
+    isolates_egress: bool = False
+    open_egress: tuple[str, ...] = ()
+    egress_note: str = ""
+    priority: int | None = None
+    passes_egress: bool = False
 
     @property
     def label(self) -> str:

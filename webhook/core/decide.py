@@ -20,7 +20,8 @@ REVIEWED = {("", "Service"), ("networking.k8s.io", "NetworkPolicy")}
 
 def _skip(req: AdmissionRequest, settings: Settings) -> Decision | None:
     """Guard clauses shared by both stages; each says why it lets the request pass."""
-    if (req.group, req.kind) not in REVIEWED and (req.group, req.kind) not in clusterpolicy.GUARDED:
+    if (req.group, req.kind) not in REVIEWED and \
+            (req.group, req.kind) not in clusterpolicy.guarded(settings.egress.required):
         return allow(f"netguard does not review {req.kind or 'this kind'}")
     if req.namespace in settings.exempt_namespaces:
         return allow(f"namespace {req.namespace} is exempt")

@@ -251,21 +251,32 @@ def guard_summary(namespace: str, policy: str, count: int, direction: str = "Ing
 
 
 def cluster_guard_denied(policy: str, operation: str, namespaces: list[str], services: int,
-                         cancels: bool, *, rule: str) -> str:
+                         cancels: bool, *, rule: str, directions: tuple[str, ...] = INGRESS_ONLY,
+                         dns: DnsTarget | None = None) -> str:
     """A cluster-wide or CNI policy whose change would leave namespaces with LoadBalancers open
-    to outside traffic (webhook/core/clusterguard.py)."""
+    to outside traffic, or (`directions` with Egress: egress.required) their pods' egress open to
+    outside addresses (webhook/core/clusterguard.py)."""
     verb = {"DELETE": "deleted", "CREATE": "created"}.get(operation, "changed so")
-    what = ("it would admit every outside address there" if cancels
-            else "it is the last policy isolating them from outside the cluster")
+    if directions == ("Egress",):
+        what = ("it would let their pods reach every outside address" if cancels
+                else "it would leave their pods' egress to outside the cluster without a default-deny")
+    else:
+        what = ("it would admit every outside address there" if cancels
+                else "it is the last policy isolating them from outside the cluster")
     first = fit(f"{{0}} cannot be {verb}: {what}, and {services} LoadBalancer Service(s) in "
                 f"namespace(s) {{1}} depend on it.", policy, listing(namespaces))
-    fix = ("First give each of those namespaces a default-deny ingress NetworkPolicy of its own "
-           f"(or change the Services to another type), such as:\n{default_deny_yaml(namespaces[0])}")
+    why = " (egress.required in netguard's configuration)" if "Egress" in directions else ""
+    fix = (f"First give each of those namespaces a default-deny {directions_words(directions)} NetworkPolicy "
+           f"of its own{why} (or change the Services to another type), such as:\n"
+           f"{default_deny_fix_yaml(namespaces[0], directions, dns or DnsTarget())}")
     return denial(first, fix, rule)
 
 
-def cluster_guard_summary(policy: str, namespaces: list[str], services: int) -> str:
-    return (f"{policy}: isolates namespace(s) {listing(namespaces)} from outside the cluster; "
+def cluster_guard_summary(policy: str, namespaces: list[str], services: int,
+                          directions: tuple[str, ...] = INGRESS_ONLY) -> str:
+    what = "from outside the cluster" if directions == INGRESS_ONLY else \
+        f"({directions_words(directions)}) from outside the cluster"
+    return (f"{policy}: isolates namespace(s) {listing(namespaces)} {what}; "
             f"{services} LoadBalancer(s) depend on it")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping
 
 from webhook.core import netpol
 from webhook.core.clusterscope import ClusterSummary
@@ -17,23 +17,26 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _NO_FAMILIES: frozenset[str] = frozenset()
 
 
-class _Named(NamedTuple):
-    """A cluster-wide or CNI policy as `_opening` reads it: its label and open ranges."""
-
-    name: str
-    open_outside: tuple[str, ...]
-
-
-def _opening(policies: "Iterable[PolicySummary | _Named]", attribute: str) -> tuple[tuple[str, ...], frozenset[str]]:
-    """The policies whose open ranges (`attribute`) together cover every address of a family,
+def _opening(policies: Iterable[tuple[str, tuple[str, ...]]]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The policies, (name, open ranges), whose ranges together cover every address of a family,
     and those families: policies are additive, so together they cancel a default-deny."""
-    opening = [p for p in policies if getattr(p, attribute)]
+    opening = [(name, ranges) for name, ranges in policies if ranges]
     if not opening:
         return (), _NO_FAMILIES
-    families = netpol.covered_families(r for p in opening for r in getattr(p, attribute))
-    names = tuple(sorted(p.name for p in opening
-                         if families & netpol.covered_families_of_any(getattr(p, attribute))))
+    families = netpol.covered_families(r for _, ranges in opening for r in ranges)
+    names = tuple(sorted(name for name, ranges in opening
+                         if families & netpol.covered_families_of_any(ranges)))
     return names, families
+
+
+def egress_isolating(cluster: Iterable[ClusterSummary]) -> list[ClusterSummary]:
+    """The cluster-wide and CNI policies that isolate the namespace's egress to outside the
+    cluster. An Admin-tier deny (a `priority`) does not where an applying Admin-tier policy
+    of lower or equal priority passes a whole family on first (webhook/core/adminpolicy.py)."""
+    cluster = list(cluster)
+    passing = [c.priority for c in cluster if c.passes_egress and c.priority is not None]
+    return [c for c in cluster if c.isolates_egress and
+            (c.priority is None or not any(p <= c.priority for p in passing))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +107,14 @@ class NamespaceView:
         guards = cancelling = egress_cancelling = ()
         families = egress_families = _NO_FAMILIES
         if self.policies or self.cluster:
-            # Cluster-wide and CNI policies count for ingress (docs/clusterpolicies.md).
+            # Cluster-wide and CNI policies count as far as they isolate (docs/clusterpolicies.md).
             guards = tuple(sorted([p.name for p in self.policies.values() if netpol.INGRESS in p.default_deny]
                                   + [c.label for c in self.cluster if c.isolates]))
-            cancelling, families = _opening([*self.policies.values(),
-                                             *(_Named(c.label, c.open_outside) for c in self.cluster)],
-                                            "open_outside")
-            egress_cancelling, egress_families = _opening(self.policies.values(), "open_outside_egress")
+            cancelling, families = _opening([*((p.name, p.open_outside) for p in self.policies.values()),
+                                             *((c.label, c.open_outside) for c in self.cluster)])
+            egress_cancelling, egress_families = _opening(
+                [*((p.name, p.open_outside_egress) for p in self.policies.values()),
+                 *((c.label, c.open_egress) for c in self.cluster)])
         object.__setattr__(self, "_ingress_guards", guards)
         object.__setattr__(self, "_cancelling", cancelling)
         object.__setattr__(self, "_open_families", families)
@@ -137,7 +141,9 @@ class NamespaceView:
     def default_deny_policies(self, direction: str = netpol.INGRESS) -> list[str]:
         if direction == netpol.INGRESS:
             return list(self._ingress_guards)
-        return sorted(p.name for p in self.policies.values() if direction in p.default_deny)
+        # Asked only where egress.required: worked out when asked, not kept in every view.
+        return sorted([p.name for p in self.policies.values() if direction in p.default_deny]
+                      + [c.label for c in egress_isolating(self.cluster)])
 
     def cancelling_policies(self, direction: str = netpol.INGRESS) -> list[str]:
         """The policies that together admit every outside address (of IPv4 or IPv6) to every pod
@@ -151,10 +157,24 @@ class NamespaceView:
         egress: every pod may reach on every port)."""
         return self._open_families if direction == netpol.INGRESS else self._egress_open_families
 
-    def not_isolating(self) -> list[tuple[str, str]]:
+    def not_isolating(self, directions: Iterable[str] = (netpol.INGRESS,)) -> list[tuple[str, str]]:
         """(label, why) of the cluster-wide and CNI policies that look like isolation but do not
-        isolate the namespace from outside the cluster: a denial says why they do not count."""
-        return [(c.label, c.note) for c in self.cluster if c.note and not c.isolates]
+        isolate the namespace from outside the cluster (for each of `directions`): a denial says
+        why they do not count."""
+        directions = tuple(directions)
+        found = [(c.label, c.note) for c in self.cluster if c.note and not c.isolates] \
+            if netpol.INGRESS in directions else []
+        if netpol.EGRESS in directions and self.cluster:
+            counted = {id(c) for c in egress_isolating(self.cluster)}
+            first = min((c.priority for c in self.cluster if c.passes_egress and c.priority is not None), default=None)
+            for c in self.cluster:
+                if c.isolates_egress and id(c) not in counted:
+                    found.append((c.label, f"a policy of priority {first}, checked no later than its "
+                                           f"{c.priority}, passes outside egress on to the NetworkPolicies "
+                                           "first (Pass)"))
+                elif c.egress_note and not c.isolates_egress:
+                    found.append((c.label, c.egress_note))
+        return found
 
     def cluster_may_allow(self) -> bool:
         """Whether a cluster-wide or CNI policy may admit outside traffic on some ports: their

@@ -37,6 +37,7 @@ from webhook.core.view import NamespaceView, PolicySummary
 from webhook.inventory import kube
 from webhook.inventory import views as build
 from webhook.inventory.clusterwatch import ClusterPolicies
+from webhook.inventory.interning import PolicySummaries, Shared
 from webhook.inventory.kube import COLLECTIONS as PATHS
 from webhook.inventory.kube import NAMESPACED as NAMESPACED_PATHS
 from webhook.inventory.kube import LIVE_READ_TIMEOUT, RawApi
@@ -67,29 +68,6 @@ def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
 
-class _Shared:
-    """Hands out one instance per distinct value, so that equal summaries, name sets and policy
-    maps are stored once: namespaces stamped from one template hold the same policies.
-
-    Cleared when it grows past `limit` (values deleted from the cluster are never evicted one by
-    one, so this bounds what it can pin); views keep their instances, sharing starts afresh.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._values: dict[Any, Any] = {}
-        self._limit = limit
-
-    def __call__(self, value: Any, key: Any = None) -> Any:
-        key = value if key is None else key
-        found = self._values.get(key)
-        if found is not None:
-            return found
-        if len(self._values) >= self._limit:
-            self._values = {}
-        self._values[key] = value
-        return value
-
-
 class ClusterInventory:
     """Inventory (webhook/inventory/protocol.py) kept current by list + watch against the Kubernetes API.
 
@@ -99,7 +77,7 @@ class ClusterInventory:
     `confirm_timeout` the (connect, read) timeout of each live read; a watch failing for longer
     than `unhealthy_after` seconds makes `healthy()` False. `namespace_labels` names the only
     namespace label keys worth keeping (the rules read just `labels.fromNamespace`); None keeps
-    them all. `required_labels` (`labels.required`) makes views record which Services and
+    them all, and so does a cluster serving cluster-wide policy kinds (`_keep_labels`). `required_labels` (`labels.required`) makes views record which Services and
     NetworkPolicies lack any of them, for the periodic scan.
     """
 
@@ -114,13 +92,13 @@ class ClusterInventory:
         self._api = RawApi(api_client)
         self.confirm_timeout = confirm_timeout
         self.unhealthy_after = unhealthy_after
-        self._keep_labels = frozenset(namespace_labels) if namespace_labels is not None else None
+        self._configured_labels = frozenset(namespace_labels) if namespace_labels is not None else None
         self._required = tuple(required_labels)
         self._lock = threading.Lock()  # writers only: readers take a view without it
         self._views: dict[str, NamespaceView] = {}
-        self._summary = _Shared(65_536)
-        self._names = _Shared(16_384)
-        self._policy_maps = _Shared(16_384)
+        self._policy = PolicySummaries()  # a policy's summary, shared with its equals
+        self._names = Shared(16_384)
+        self._policy_maps = Shared(16_384)
         # One list at a time: the three threads parsing pages at once would triple the transient
         # memory (and the parsing holds the GIL anyway). Also spares the apiserver a burst.
         self._list_lock = threading.Lock()
@@ -140,6 +118,22 @@ class ClusterInventory:
             for name in RESOURCES}
         self.cluster_policies = ClusterPolicies(self._api, self._stop, timing, list_lock=self._list_lock,
                                                 on_restart=self._restarted)  # clusterwatch.py
+
+    @property
+    def _keep_labels(self) -> frozenset[str] | None:
+        """The namespace label keys worth keeping: those asked for, or every one once the cluster
+        serves a cluster-wide or CNI policy kind, whose namespace selectors may read any label
+        (a Calico `namespaceSelector: team == 'payments'`, an AdminNetworkPolicy's
+        `subject.namespaces`). The Namespace list waits for discovery (`_run_namespaces`), so it
+        and every event after it keep the same keys."""
+        return None if self.cluster_policies.reflectors else self._configured_labels
+
+    def _run_namespaces(self) -> None:
+        discovered = self.cluster_policies.discovered_event
+        while not self._stop.is_set():  # ends with stop(); discovery is retried until then
+            if discovered.wait(0.2):
+                self.reflectors[NAMESPACES].run()
+                return
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None,
@@ -200,7 +194,8 @@ class ClusterInventory:
             raise RuntimeError("a stopped ClusterInventory cannot be started again")
         if self._threads:
             return
-        runs = {name: r.run for name, r in self.reflectors.items()} | {"clusterpolicies": self.cluster_policies.run}
+        runs = {name: r.run for name, r in self.reflectors.items()} | {
+            NAMESPACES: self._run_namespaces, "clusterpolicies": self.cluster_policies.run}
         for name, run in runs.items():
             thread = threading.Thread(target=run, name=f"netguard-watch-{name}", daemon=True)
             self._threads.append(thread)
@@ -284,10 +279,6 @@ class ClusterInventory:
             return None
         return sys.intern(str(namespace)), sys.intern(str(name))
 
-    def _policy(self, obj: Mapping[str, Any]) -> PolicySummary:
-        summary = PolicySummary.of(obj)
-        return self._summary(replace(summary, name=sys.intern(summary.name)))
-
     def _policy_map(self, policies: dict[str, PolicySummary]) -> Mapping[str, PolicySummary]:
         if not policies:
             return _EMPTY
@@ -305,18 +296,20 @@ class ClusterInventory:
             self._views.pop(namespace, None)
 
     def _replace_all(self, fresh: Mapping[str, Any], version: str,
-                     update: Callable[[NamespaceView, Any], NamespaceView]) -> None:
-        """After a list: every namespace gets update(view, fresh.get(ns)), even those not listed."""
+                     changes: Callable[[NamespaceView, Any], dict[str, Any]]) -> None:
+        """After a list: every namespace's view gets changes(view, fresh.get(ns)), even those
+        not listed, and the list's resourceVersion; one copy per view (views are 100,000 in a
+        large cluster, and each copy works out the view's derived fields again)."""
         with self._lock:
             for namespace in set(self._views) | set(fresh):
                 self._put(namespace, lambda v: replace(
-                    update(v, fresh.get(namespace)),
-                    resource_version=_newer(v.resource_version, version)))
+                    v, resource_version=_newer(v.resource_version, version),
+                    **changes(v, fresh.get(namespace))))
 
     def _relist_namespaces(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
         fresh = build.labels_by_namespace(items, self._keep_labels)
-        self._replace_all(fresh, version, lambda v, labels: replace(
-            v, labels=labels if labels is not None else _EMPTY, known=labels is not None))
+        self._replace_all(fresh, version, lambda v, labels: dict(
+            labels=labels if labels is not None else _EMPTY, known=labels is not None))
 
     # The lists stream in page by page: each is read once and summarised as it comes, never
     # held whole (bench/inventory_memory.py measures the peak).
@@ -325,15 +318,14 @@ class ClusterInventory:
         tally = build.UnlabelledTally("NetworkPolicy", self._required)
         fresh = build.policies_by_namespace(tally.passing(o for o in items if self._key(o)), self._policy)
         maps = {ns: self._policy_map(p) for ns, p in fresh.items()}
-        self._replace_all(maps, version, lambda v, p: replace(v, policies=p or _EMPTY))
+        self._replace_all(maps, version, lambda v, p: dict(policies=p or _EMPTY))
         self._relist_unlabelled("NetworkPolicy", tally.found, version)
 
     def _relist_services(self, items: Iterable[Mapping[str, Any]], version: str) -> None:
         tally = build.UnlabelledTally("Service", self._required)
         fresh = build.load_balancers_by_namespace(tally.passing(o for o in items if self._key(o)))
         shared = {ns: self._names(frozenset(names)) for ns, names in fresh.items()}
-        self._replace_all(shared, version, lambda v, names: replace(
-            v, load_balancers=names or _NO_NAMES))
+        self._replace_all(shared, version, lambda v, names: dict(load_balancers=names or _NO_NAMES))
         self._relist_unlabelled("Service", tally.found, version)
 
     def _relist_unlabelled(self, kind: str, fresh: dict[str, build.Unlabelled], version: str) -> None:
@@ -342,12 +334,12 @@ class ClusterInventory:
         if not self._required:
             return
 
-        def update(v: NamespaceView, found: dict | None) -> NamespaceView:
+        def changes(v: NamespaceView, found: dict | None) -> dict[str, Any]:
             kept = {key: keys for key, keys in v.unlabelled.items() if key[0] != kind}
             kept.update(found or {})
-            return replace(v, unlabelled=MappingProxyType(kept) if kept else _EMPTY)
+            return dict(unlabelled=MappingProxyType(kept) if kept else _EMPTY)
 
-        self._replace_all(fresh, version, update)
+        self._replace_all(fresh, version, changes)
 
     def _namespace_event(self, kind: str, obj: Mapping[str, Any]) -> None:
         name = _metadata(obj).get("name")

@@ -46,6 +46,7 @@ class ClusterPolicies:
         self.summaries: tuple[ClusterSummary, ...] = ()
         self.reflectors: dict[str, Reflector] = {}
         self.discovered = False
+        self.discovered_event = threading.Event()  # set with `discovered`: something to wait on
         self.last_error: str | None = None
         self._threads: list[threading.Thread] = []
         self._attach = ClusterAttacher()
@@ -76,6 +77,7 @@ class ClusterPolicies:
                 self._on_event(kind, api_version), self._stop, self._timing,
                 on_restart=self._on_restart, list_lock=self._list_lock)
         self.discovered = True
+        self.discovered_event.set()
         log.info("cluster-wide and CNI policy kinds served: %s", ", ".join(sorted(served)) or "none")
         return True
 

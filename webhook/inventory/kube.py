@@ -11,10 +11,11 @@ Paging: https://kubernetes.io/docs/reference/using-api/api-concepts/#retrieving-
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
+
+from webhook.wire import jsoncodec
 
 if TYPE_CHECKING:  # the client is imported when first used: `netguard check` without --cluster
     from kubernetes.client.api_client import ApiClient  # never loads it
@@ -202,7 +203,7 @@ def read_json(response: Any) -> Any:
         close_response(response)
         raise
     response.release_conn()  # keep-alive: the next list page or live read reuses the connection
-    return json.loads(body)
+    return jsoncodec.loads(body)  # orjson: list pages of a large cluster are most of start-up
 
 
 @dataclass(frozen=True)
@@ -394,6 +395,6 @@ class ObjectApi:
 def _status_message(exc: Any) -> str:
     """The Status message of an ApiException, else its reason."""
     try:
-        return str(json.loads(exc.body)["message"])
+        return str(jsoncodec.loads(exc.body)["message"])
     except (TypeError, ValueError, KeyError):
         return str(exc.reason or "")

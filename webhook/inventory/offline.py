@@ -92,7 +92,7 @@ class OfflineInventory:
         # through unreviewed and must not become a policy here.
         if req.dry_run or req.sub_resource or req.operation not in CHANGES:
             return
-        if (req.group, req.kind) in clusterpolicy.GUARDED:
+        if (req.group, req.kind) in clusterpolicy.KINDS:  # guarded where they isolate; state anyway
             with self._lock:
                 typed = {**req.current, "kind": req.kind,
                          "apiVersion": f"{req.group}/{str(req.current.get('apiVersion', 'v')).rpartition('/')[2]}"}

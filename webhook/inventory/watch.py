@@ -9,25 +9,27 @@ its stop event is set. Modelled on client-go's Reflector and kopf's `watching.py
 https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes
 
 Requests go through the kubernetes client's ApiClient (webhook/inventory/kube.py `RawApi`); responses are read raw and
-parsed with `json`, never deserialized into client model objects: those cost ~25x the memory
+parsed with orjson (webhook/wire/jsoncodec.py: the standard library decides what orjson refuses), never deserialized into client model objects: those cost ~25x the memory
 (docs/design.md, Cluster state). The watch body is newline-delimited JSON events, one per line, which we
 split ourselves.
 """
 
 from __future__ import annotations
 
-import json
+import gc
 import logging
 import random
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
 import urllib3.exceptions
 
 from webhook.inventory.kube import close_response, read_json
+from webhook.wire import jsoncodec
 
 log = logging.getLogger("netguard.watch")
 
@@ -119,6 +121,38 @@ def iter_lines(response: Any, chunk_size: int = 65536) -> Iterator[bytes]:
                 yield line
     if pending.strip():
         yield pending
+
+
+_pause_lock = threading.Lock()
+_pauses = 0
+_collector_was_enabled = False
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a list streams in, back as it was after.
+
+    A page of 500 objects is ~15,000 new containers, and they live while the page is read, so
+    the collector keeps running and promoting them, and every full collection walks the whole
+    index built so far: for 100,000 namespaces that made parsing take five times as long
+    (bench/inventory_memory.py). Nothing a list builds is cyclic (refcounting frees it), so
+    pausing only delays other threads' cyclic garbage by the list's few seconds. Nests across
+    threads: the collector comes back when the last pause ends, and only if it was on before
+    the first.
+    """
+    global _pauses, _collector_was_enabled
+    with _pause_lock:
+        if _pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _collector_was_enabled:
+                gc.enable()
 
 
 class Reflector:
@@ -229,7 +263,8 @@ class Reflector:
                 page = self._page(token)
 
         # The owner swaps in the new state only once every page is in; a failure midway keeps the old one.
-        self._on_list(items(), resource_version)
+        with collector_paused():
+            self._on_list(items(), resource_version)
         self.resource_version = resource_version
         if not self.synced:
             log.info("%s: synced at resourceVersion %s", self.name, resource_version)
@@ -284,7 +319,7 @@ class Reflector:
             if self._stop.is_set():  # stop() ran between the request and here
                 return
             for line in iter_lines(response):
-                self._handle(json.loads(line))
+                self._handle(jsoncodec.loads(line))
                 if self._stop.is_set():
                     return
         finally:

@@ -27,7 +27,7 @@ NAME = "protect-default-deny"
 
 
 def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decision | None:
-    if (req.group, req.kind) in clusterpolicy.GUARDED:  # Calico's and Cilium's (docs/clusterpolicies.md)
+    if (req.group, req.kind) in clusterpolicy.KINDS:  # Calico's, Cilium's (docs/clusterpolicies.md)
         return clusterguard.admit(req, view, ctx, NAME)
     if req.kind != "NetworkPolicy" or req.group != "networking.k8s.io" or \
             req.operation not in ("CREATE", "UPDATE", "DELETE"):

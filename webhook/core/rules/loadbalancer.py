@@ -78,7 +78,7 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
                                                          from_flux=req.from_flux, missing=missing,
                                                          dns=ctx.egress.dns,
                                                          labels_unknown=_labels_unknown(view, ctx),
-                                                         not_isolating=view.not_isolating(), allow=offered),
+                                                         not_isolating=view.not_isolating(missing), allow=offered),
                       summary, confirm_live=True)
     return apply_action(found, action)
 

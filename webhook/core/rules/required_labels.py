@@ -15,7 +15,7 @@ from webhook.core.labels import metadata_map, missing_labels
 from webhook.core.options import Action
 from webhook.core.outcome import Decision, Violation, allow, apply_action, violation
 from webhook.core.request import AdmissionRequest
-from webhook.core.clusterpolicy import GUARDED  # Services and NetworkPolicies only
+from webhook.core.clusterpolicy import KINDS  # Services and NetworkPolicies only
 from webhook.core.rule import Rule, RuleContext
 from webhook.core.view import NamespaceView
 
@@ -24,7 +24,7 @@ NAME = "required-labels"
 
 def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decision | None:
     required = ctx.labels.required
-    if not required or req.operation not in ("CREATE", "UPDATE") or (req.group, req.kind) in GUARDED:
+    if not required or req.operation not in ("CREATE", "UPDATE") or (req.group, req.kind) in KINDS:
         return None
     missing = list(missing_labels(req.object, required))
     if not missing:
