@@ -29,11 +29,11 @@ import copy
 import functools
 import hashlib
 import ipaddress
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import orjson
 import yaml
 
 from webhook.core import labels as labelling
@@ -106,11 +106,11 @@ def offer(service: Mapping[str, Any], view: NamespaceView, settings: FixSettings
     namespace lacks, with the notes about it, as a denial shows it; None when it needs none (or
     gets none: no selector, no ports, no usable ranges)."""
     metadata = _mapping(service.get("metadata"))
-    try:
-        key = (json.dumps([metadata.get("name"), metadata.get("labels"), service.get("spec")], sort_keys=True,
-                          default=str), view.fingerprint, view.name, settings)
+    try:  # orjson: the key is made on every denial, and json.dumps took most of a cached offer's time
+        key = (orjson.dumps([metadata.get("name"), metadata.get("labels"), service.get("spec")],
+                            option=orjson.OPT_SORT_KEYS, default=str), view.fingerprint, view.name, settings)
         return _OFFERS[key]
-    except TypeError:  # keys of mixed types (from YAML, for check): made each time
+    except TypeError:  # keys of mixed types (from YAML, for check), or past 64-bit ints: made each time
         return _offer(service, view, settings)
     except KeyError:
         pass
