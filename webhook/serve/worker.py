@@ -60,14 +60,24 @@ class BoundedBlocking:
     io_timeout: ClassVar[float] = 10.0
 
     def settimeout(self, value: float | None) -> None:
-        _set_timeout(self, self.io_timeout if value is None else value)
+        _switch(self, self.io_timeout if value is None else value)
 
     def setblocking(self, flag: bool) -> None:
-        # gunicorn calls this twice a request: straight to C, not through settimeout.
-        _set_timeout(self, self.io_timeout if flag else 0.0)
+        _switch(self, self.io_timeout if flag else 0.0)
 
 
-_set_timeout = socket.socket.settimeout
+_get_timeout, _set_timeout = socket.socket.gettimeout, socket.socket.settimeout
+
+
+def _switch(sock: socket.socket, timeout: float) -> None:
+    """Set the socket's timeout, unless it is set already. gunicorn switches a kept-alive
+    connection between blocking and non-blocking several times per request, and each switch is
+    an ioctl(FIONBIO) around which CPython lets go of the GIL: with a pool of busy threads, one
+    more hand-over of the GIL each time. A timeout of 0 and one of `io_timeout` both keep the
+    descriptor non-blocking (CPython waits in poll() for the timeout), so only the value
+    changes, and an unchanged value needs no call."""
+    if _get_timeout(sock) != timeout:
+        _set_timeout(sock, timeout)
 
 
 class _BoundedSocket(BoundedBlocking, socket.socket):
@@ -260,7 +270,11 @@ class NetguardWorker(ThreadWorker):
     def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
         if conn.close_after:
             return False  # the unread body of a refused request is not worth draining
-        return super()._keepalive_after(conn, keepalive)
+        # gthread drains what the app left of the body under a deadline, setting the socket's
+        # timeout before the read and back after it: two more switches per request. The intake
+        # put the whole request in memory (the body over the limit is the close_after case), so
+        # the drain reads the parser's buffer, never the socket, and needs no deadline.
+        return keepalive and bool(conn.parser.finish_body())
 
     def _resume_paused(self) -> None:
         # Oldest first; each resumed intake either reads (and may pause again) or finishes.
