@@ -147,6 +147,17 @@ class WatchServer:
         self._thread: threading.Thread | None = None
         self.port = 0
 
+    def serve_cluster_policies(self) -> None:
+        """Start serving the cluster-wide and CNI policy kinds, as installing their CRDs would."""
+        with self._cond:
+            for resource in CLUSTER_KINDS:
+                self._objects.setdefault(resource, {})
+                self._log.setdefault(resource, [])
+                self._drops.setdefault(resource, 0)
+                self.active_watches.setdefault(resource, 0)
+            self.kinds = {**self.kinds, **CLUSTER_KINDS}
+            self.discovery = discovery_documents(self.kinds)
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> "WatchServer":

@@ -133,3 +133,41 @@ def test_without_cluster_policy_apis_only_the_configured_namespace_labels_are_ke
             assert dict(inv.view("shop").labels) == {"team": "payments"}
         finally:
             inv.stop()
+
+
+def test_a_policy_api_installed_later_is_read_without_a_restart():
+    """Calico added to a running cluster: the next discovery finds it, its policies are listed
+    and watched, the Namespaces are listed again with the labels its selectors read, and
+    readiness never drops meanwhile."""
+    from dataclasses import replace
+
+    with WatchServer() as srv:
+        srv.put(NAMESPACES, namespace("shop", team="payments"))
+        srv.put(SERVICES, {"metadata": {"name": "lb", "namespace": "shop"},
+                           "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
+        inv = ClusterInventory(client.ApiClient(client.Configuration(host=srv.url)),
+                               timing=replace(FAST, rediscover_seconds=0.1), confirm_timeout=(1.0, 1.0),
+                               namespace_labels=settings().namespace_label_keys())
+        inv.start()
+        try:
+            eventually(inv.ready, "ready with no cluster policy API")
+            assert not lb_allowed(inv, "shop") and dict(inv.view("shop").labels) == {}
+            srv.serve_cluster_policies()
+            srv.put(GNP, gnp("deny-payments", "team == 'payments'"))
+            not_ready = []
+
+            def isolated() -> bool:
+                if not inv.ready():
+                    not_ready.append(True)
+                    return False
+                return lb_allowed(inv, "shop")
+
+            eventually(isolated, "the GlobalNetworkPolicy and the namespace's labels")
+            assert not not_ready
+            assert dict(inv.view("shop").labels)["team"] == "payments"
+            assert "GlobalNetworkPolicy" in inv.cluster_policies.reflectors
+            assert inv.reflectors[NAMESPACES].restarts == 0  # the relist is no failure
+            assert len([r for r in srv.requests if r.resource == NAMESPACES and not r.watch]) >= 2
+        finally:
+            inv.stop()
+        assert not any(t.is_alive() for t in inv.threads + inv.cluster_policies.threads)

@@ -117,16 +117,23 @@ class ClusterInventory:
                             timing, on_restart=self._restarted, list_lock=self._list_lock)
             for name in RESOURCES}
         self.cluster_policies = ClusterPolicies(self._api, self._stop, timing, list_lock=self._list_lock,
-                                                on_restart=self._restarted)  # clusterwatch.py
+                                                on_restart=self._restarted,  # clusterwatch.py
+                                                on_new_kinds=self._cluster_kinds_added)
 
     @property
     def _keep_labels(self) -> frozenset[str] | None:
         """The namespace label keys worth keeping: those asked for, or every one once the cluster
         serves a cluster-wide or CNI policy kind, whose namespace selectors may read any label
         (a Calico `namespaceSelector: team == 'payments'`, an AdminNetworkPolicy's
-        `subject.namespaces`). The Namespace list waits for discovery (`_run_namespaces`), so it
-        and every event after it keep the same keys."""
+        `subject.namespaces`). The Namespace list waits for discovery (`_run_namespaces`); a kind
+        served later has the Namespaces listed again (`_cluster_kinds_added`)."""
         return None if self.cluster_policies.reflectors else self._configured_labels
+
+    def _cluster_kinds_added(self) -> None:
+        """A policy API installed since the start: from now on every namespace label is kept
+        (`_keep_labels`), and the Namespaces listed again for those dropped before."""
+        if self._configured_labels is not None:
+            self.reflectors[NAMESPACES].relist()
 
     def _run_namespaces(self) -> None:
         discovered = self.cluster_policies.discovered_event

@@ -5,8 +5,11 @@ serve is no error), listed and watched by one reflector each (webhook/inventory/
 What is kept is only the summaries the rules read (webhook/core/clusterscope.py): for 1,000
 cluster-wide policies, kilobytes. Views are not stored with them: the live inventory attaches
 the ones that apply as it hands a view out (`attach`, webhook/inventory/views.py `ClusterAttacher`).
-Discovery happens once, when the inventory starts: a policy API installed later is read after
-the next restart of netguard.
+Discovery happens when the inventory starts, and again every `Timing.rediscover_seconds`: a
+policy API installed later (Calico or Cilium added to a running cluster) is listed and watched
+from then on, without a restart. Readiness waits only for the kinds the first discovery found; a
+later kind counts once its list is in. A kind that stops being served keeps its reflector, which
+backs off on the API's 404s; its objects were deleted with their CRD, and their watch said so.
 RBAC: get on the discovery paths (every authenticated user may), list and watch each kind.
 """
 
@@ -35,8 +38,10 @@ class ClusterPolicies:
 
     def __init__(self, api: RawApi, stop: threading.Event, timing: Timing = Timing(), *,
                  list_lock: threading.Lock | None = None,
-                 on_restart: Callable[[Reflector, str], None] | None = None) -> None:
+                 on_restart: Callable[[Reflector, str], None] | None = None,
+                 on_new_kinds: Callable[[], None] | None = None) -> None:
         self._api = api
+        self._on_new_kinds = on_new_kinds  # a later discovery found kinds served since
         self._stop = stop
         self._timing = timing
         self._list_lock = list_lock
@@ -44,7 +49,8 @@ class ClusterPolicies:
         self._lock = threading.Lock()
         self._objects: dict[Key, tuple[ClusterSummary, ...]] = {}
         self.summaries: tuple[ClusterSummary, ...] = ()
-        self.reflectors: dict[str, Reflector] = {}
+        self.reflectors: dict[str, Reflector] = {}  # swapped whole when kinds are added: read without a lock
+        self._first: frozenset[str] = frozenset()  # the kinds of the first discovery: ready() waits for them
         self.discovered = False
         self.discovered_event = threading.Event()  # set with `discovered`: something to wait on
         self.last_error: str | None = None
@@ -56,44 +62,62 @@ class ClusterPolicies:
         return self._attach(view, self.summaries)
 
     def ready(self) -> bool:
-        return self.discovered and all(r.synced for r in self.reflectors.values())
+        reflectors = self.reflectors
+        return self.discovered and all(reflectors[kind].synced for kind in self._first)
 
     def waiting(self) -> list[str]:
         if not self.discovered:
             return ["the cluster-wide policy APIs (discovery)"]
-        return [name for name, r in self.reflectors.items() if not r.synced]
+        return [kind for kind in sorted(self._first) if not self.reflectors[kind].synced]
 
     def discover(self) -> bool:
-        """Find the served kinds and make their reflectors; False (and last_error) on failure."""
+        """Find the served kinds and make reflectors for those not read yet; False (and
+        last_error) on failure."""
+        return self._discover() is not None
+
+    def _discover(self) -> dict[str, Reflector] | None:
+        """The reflectors made for newly served kinds ({} when none), or None on failure."""
         timeout = (self._timing.connect_timeout, self._timing.list_read_timeout)
         try:
             served = kube.discover_cluster_policies(self._api, timeout)
         except Exception as exc:  # unreachable, or an answer of another shape: retried
             self.last_error = f"discovery: {describe(exc)}"
-            return False
-        for kind, (path, api_version) in sorted(served.items()):
-            self.reflectors[kind] = Reflector(
-                kind, self._api.collection(path), self._on_list(kind, api_version),
-                self._on_event(kind, api_version), self._stop, self._timing,
-                on_restart=self._on_restart, list_lock=self._list_lock)
-        self.discovered = True
-        self.discovered_event.set()
-        log.info("cluster-wide and CNI policy kinds served: %s", ", ".join(sorted(served)) or "none")
-        return True
+            return None
+        fresh = {kind: Reflector(kind, self._api.collection(path), self._on_list(kind, api_version),
+                                 self._on_event(kind, api_version), self._stop, self._timing,
+                                 on_restart=self._on_restart, list_lock=self._list_lock)
+                 for kind, (path, api_version) in sorted(served.items()) if kind not in self.reflectors}
+        if fresh:
+            self.reflectors = {**self.reflectors, **fresh}
+        if not self.discovered:
+            self._first = frozenset(self.reflectors)
+            self.discovered = True
+            self.discovered_event.set()
+            log.info("cluster-wide and CNI policy kinds served: %s", ", ".join(sorted(served)) or "none")
+        elif fresh:
+            log.info("cluster-wide and CNI policy kinds served since the last look: %s", ", ".join(fresh))
+        return fresh
 
     def run(self) -> None:
-        """Thread body: discover (retrying, bounded by the stop event), then run each reflector
-        in a thread of its own."""
+        """Thread body: discover (retrying, bounded by the stop event), run each reflector in a
+        thread of its own, then look again every rediscover_seconds until stopped."""
         failures = 0
-        while not self._stop.is_set() and not self.discover():
-            failures += 1
-            self._stop.wait(self._timing.backoff(failures))
-        for name, reflector in self.reflectors.items():
-            if self._stop.is_set():
+        fresh = None
+        while not self._stop.is_set() and fresh is None:
+            fresh = self._discover()
+            if fresh is None:
+                failures += 1
+                self._stop.wait(self._timing.backoff(failures))
+        while fresh is not None and not self._stop.is_set():
+            for name, reflector in fresh.items():
+                thread = threading.Thread(target=reflector.run, name=f"netguard-watch-{name}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            if self._stop.wait(self._timing.rediscover_seconds):
                 return
-            thread = threading.Thread(target=reflector.run, name=f"netguard-watch-{name}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+            fresh = self._discover() or {}  # a failed look is tried again next time
+            if fresh and self._on_new_kinds is not None:
+                self._on_new_kinds()
 
     def close(self) -> None:
         for reflector in self.reflectors.values():

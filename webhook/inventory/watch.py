@@ -59,6 +59,9 @@ class Timing:
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
     backoff_jitter: float = 0.2  # up to this fraction is taken off each delay, so workers spread out
+    # How often the served cluster-wide and CNI policy kinds are looked up again (clusterwatch.py):
+    # a policy API installed after netguard started is read within this time.
+    rediscover_seconds: float = 300.0
 
     def backoff(self, failures: int) -> float:
         """Delay before attempt number `failures` + 1 after that many failures in a row."""
@@ -183,6 +186,7 @@ class Reflector:
         self.connected = False  # a watch stream is open right now
         self._response: Any = None
         self._progressed = False  # the current attempt applied at least one event
+        self._relist_asked = False  # relist(): list again before the next watch
         self._response_lock = threading.Lock()
 
     # ------------------------------------------------------------------ the loop
@@ -193,7 +197,8 @@ class Reflector:
             while not self._stop.is_set():
                 self._progressed = False
                 try:
-                    if not self.resource_version:
+                    if not self.resource_version or self._relist_asked:
+                        self._relist_asked = False
                         with self._list_lock:
                             self._list()
                     self._watch()
@@ -208,6 +213,8 @@ class Reflector:
                 except Exception as exc:
                     if self._stop.is_set():
                         break
+                    if self._relist_asked:  # relist() cut the stream: no failure, list now
+                        continue
                     failures = 1 if self._progressed else failures + 1
                     if _status_code(exc) is None and not _is_transport_error(exc):
                         # A bug or an object we cannot read: the state may be half applied.
@@ -238,6 +245,13 @@ class Reflector:
         if self._on_restart is not None:
             self._on_restart(self, why)
         return delay
+
+    def relist(self) -> None:
+        """List the collection again, now: its owner needs more of each object than it kept
+        (webhook/inventory/cluster.py, namespace labels). The open watch is cut; the state it
+        built is served until the new list is in, as after a 410."""
+        self._relist_asked = True
+        self.close()
 
     def close(self) -> None:
         """Wake the thread if it is blocked reading (used by stop())."""
@@ -316,11 +330,11 @@ class Reflector:
         self.connected = True
         self.failing_since = None  # connected again (backoff, though, resets only on progress)
         try:
-            if self._stop.is_set():  # stop() ran between the request and here
+            if self._stop.is_set() or self._relist_asked:  # stop() or relist() ran meanwhile
                 return
             for line in iter_lines(response):
                 self._handle(jsoncodec.loads(line))
-                if self._stop.is_set():
+                if self._stop.is_set() or self._relist_asked:
                     return
         finally:
             self.connected = False
