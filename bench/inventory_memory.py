@@ -151,10 +151,15 @@ def main() -> int:
         ("confirm() p50 / max (local server)",
          f"{statistics.median(confirm_ms):.1f} / {max(confirm_ms):.1f} ms"),
     ]
+    print_rows(rows)
+    return 0
+
+
+def print_rows(rows: list[tuple[str, str]]) -> None:
+    """name  value, one per line, the values aligned."""
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    return 0
 
 
 if __name__ == "__main__":

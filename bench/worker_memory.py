@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inventory_memory import MIB, cpu_seconds  # noqa: E402  (bench/)
+from inventory_memory import MIB, cpu_seconds, print_rows  # noqa: E402  (bench/)
 from tests.serverproc import free_port, make_certs  # noqa: E402
 from tests.serve.test_serve_cluster import kubeconfig  # noqa: E402
 
@@ -106,9 +106,7 @@ def main() -> int:
         ("RSS per worker", " / ".join(f"{size:.1f}" for size in sizes) + " MiB"),
         ("RSS of the master", f"{master:.1f} MiB"),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_rows(rows)
     return 0
 
 
