@@ -55,7 +55,10 @@ RULE_NEEDS: dict[str, set[tuple[str, str, str]]] = {
     "required_labels": {(g, r, op) for g, r in (("", "services"), ("networking.k8s.io", "networkpolicies"))
                         for op in ("CREATE", "UPDATE")},
 }
-MUTATION_NEEDS = {(g, r, op) for g, r in (("", "services"), ("networking.k8s.io", "networkpolicies"))
+# The labels: Services and NetworkPolicies, and every cluster-wide and CNI policy kind
+# (netguard/policy-type: what netguard counts it as), served or not.
+MUTATION_NEEDS = {(g, r, op) for g, r in (("", "services"), ("networking.k8s.io", "networkpolicies"),
+                                          *((g, r) for (g, _), (r, _) in clusterpolicy.KINDS.items()))
                   for op in ("CREATE", "UPDATE")}
 
 
@@ -332,8 +335,14 @@ def test_webhook_common_settings(docs):
         assert (service["namespace"], service["name"], service["port"]) == (NS, "netguard", 443)
         assert service["path"] == ("/validate" if kind == "ValidatingWebhookConfiguration" else "/mutate")
         assert hook["clientConfig"]["caBundle"] == ""  # the placeholder
-        if hook["name"] != "clusterpolicies.netguard.io":  # Calico's v3, Cilium's v2, some cluster-scoped
-            assert all(rule["scope"] == "Namespaced" and rule["apiVersions"] == ["v1"] for rule in hook["rules"])
+        core = [r for r in hook["rules"] if r["apiGroups"] in ([""], ["networking.k8s.io"])]
+        assert all(rule["scope"] == "Namespaced" and rule["apiVersions"] == ["v1"] for rule in core)
+        if hook["name"] in ("clusterpolicies.netguard.io", "labels.netguard.io"):
+            # Calico's v3, Cilium's v2, some cluster-scoped: labelled all, guarded as far as they isolate
+            families = {r["apiGroups"][0] for r in hook["rules"]} - {"", "networking.k8s.io"}
+            assert {"projectcalico.org", "cilium.io"} <= families, hook["name"]
+        else:
+            assert len(core) == len(hook["rules"]), hook["name"]
 
 
 def test_failure_policies(docs):
@@ -363,7 +372,8 @@ def test_webhooks_send_only_what_netguard_reviews(docs):
     assert covered(one(docs, "MutatingWebhookConfiguration")["webhooks"]) == MUTATION_NEEDS
     resources = {"services": "Service", "networkpolicies": "NetworkPolicy"} | {
         r: k for (_, k), (r, _) in clusterpolicy.KINDS.items()}
-    assert {(g, resources[r]) for g, r, _ in validating | MUTATION_NEEDS} == decide.REVIEWED | clusterpolicy.GUARDED
+    assert {(g, resources[r]) for g, r, _ in validating} == decide.REVIEWED | clusterpolicy.GUARDED
+    assert {(g, resources[r]) for g, r, _ in MUTATION_NEEDS} == decide.REVIEWED | set(clusterpolicy.KINDS)
 
 
 # --------------------------------------------------------------------------- parameters

@@ -3,6 +3,8 @@ the offline inventory's views (as the server and `netguard check` decide)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.reviews import make_request, namespace, policy, service, settings
 from webhook.core import decide
 from webhook.core.rules.guard import NAME as GUARD_RULE
@@ -105,7 +107,54 @@ def test_the_offline_inventory_follows_allowed_changes_of_cluster_policies():
     assert not lb_create(inventory).allowed
 
 
-def test_cluster_policies_are_not_labelled():
-    req = make_request(kind="GlobalNetworkPolicy", group="projectcalico.org", namespace="", obj=DENY_GNP)
+CALICO_DOC = "https://docs.tigera.io/calico/latest/reference/resources/globalnetworkpolicy"
+CILIUM_DOC = "https://docs.cilium.io/en/stable/security/policy/language/"
+ANP_DOC = "https://network-policy-api.sigs.k8s.io/reference/spec/"
+
+
+def _gnp(spec):
+    return {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy", "metadata": {"name": "p"}, "spec": spec}
+
+
+def _ccnp(spec):
+    return {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "p"}, "spec": spec}
+
+
+def _banp(spec):
+    return {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "BaselineAdminNetworkPolicy",
+            "metadata": {"name": "default"}, "spec": spec}
+
+
+ALL = {"0.0.0.0/0", "::/0"}
+
+
+@pytest.mark.parametrize("obj,label,source", [
+    # Calico: types Ingress and no rule: the end of the tier denies everything
+    (_gnp({"selector": "all()", "types": ["Ingress"]}), "default-deny-ingress", CALICO_DOC),
+    (_gnp({"selector": "all()", "types": ["Ingress", "Egress"]}), "default-deny-all", CALICO_DOC),
+    (_gnp({"selector": "all()", "types": ["Egress"]}), "default-deny-egress", CALICO_DOC),
+    # an Allow of every source first: nothing is denied
+    (_gnp({"selector": "all()", "types": ["Ingress"], "ingress": [{"action": "Allow"}]}), "not-isolating", CALICO_DOC),
+    # Cilium: an empty rule puts the selected endpoints into default-deny
+    (_ccnp({"endpointSelector": {}, "ingress": [{}]}), "default-deny-ingress", CILIUM_DOC),
+    (_ccnp({"endpointSelector": {}, "ingress": [{}], "enableDefaultDeny": {"ingress": False}}),
+     "not-isolating", CILIUM_DOC),
+    # BaselineAdminNetworkPolicy: ingress peers name only pods and namespaces, never outside
+    (_banp({"subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}]}),
+     "not-isolating", ANP_DOC),
+    # ...while its egress peers include networks: a Deny of every address isolates egress
+    (_banp({"subject": {"namespaces": {}}, "egress": [{"action": "Deny", "to": [{"networks": sorted(ALL)}]}]}),
+     "default-deny-egress", ANP_DOC),
+])
+def test_cluster_policies_are_labelled_with_what_netguard_counts_them_as(obj, label, source):
+    group, _, _ = obj["apiVersion"].rpartition("/")
+    req = make_request(kind=obj["kind"], group=group, namespace="", obj=obj)
     decision = decide.mutate(req, OfflineInventory().view(""), settings())
-    assert decision.allowed and decision.reason == "netguard does not label GlobalNetworkPolicy"
+    assert decision.allowed and decision.patched_labels == {"netguard/policy-type": label}, source
+
+
+def test_a_cluster_policy_labelled_already_is_left_alone():
+    obj = {**DENY_GNP, "metadata": {**DENY_GNP["metadata"], "labels": {"netguard/policy-type": "default-deny-ingress"}}}
+    req = make_request(kind="GlobalNetworkPolicy", group="projectcalico.org", namespace="", obj=obj)
+    decision = decide.mutate(req, OfflineInventory().view(""), settings())
+    assert decision.allowed and not decision.patched_labels and decision.reason == "labels already correct"

@@ -87,3 +87,26 @@ def test_audit_reports_the_namespaces_the_server_refuses():
     found = scan([o for o in STATE if o["kind"] == "Namespace"], [], services, default_settings(),
                  [o for o in STATE if clusterpolicy.is_cluster_policy(o)])
     assert {v.namespace for v in found} == {ns for ns, (_, admitted) in ROWS.items() if not admitted}
+
+
+# What each row's policy is labelled (netguard/policy-type): what the rule above counts it as.
+LABELS = {"gnp": "default-deny-ingress", "calico": "default-deny-ingress", "ccnp": "default-deny-ingress",
+          "cnp": "default-deny-ingress", "cnp-world": "not-isolating", "banp": "not-isolating",
+          "anp": "not-isolating", "cnp-admin": "not-isolating"}
+
+
+@pytest.mark.parametrize("ns", sorted(ROWS))
+def test_the_server_labels_each_policy_with_what_it_counts_as(server, ns):
+    import base64
+    import json
+
+    policy = ROWS[ns][0]
+    group = policy["apiVersion"].rpartition("/")[0]
+    status, body = server.post_review("/mutate", make_review(
+        kind=policy["kind"], group=group, namespace=policy["metadata"].get("namespace", ""), obj=policy))
+    assert status == 200, body
+    answer = body["response"]
+    assert answer["allowed"] is True and answer["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(answer["patch"]))
+    assert patch == [{"op": "add", "path": "/metadata/labels", "value": {"netguard/policy-type": LABELS[ns]}}]
+    assert (LABELS[ns] == "default-deny-ingress") is ROWS[ns][1]  # the label says what the rule counts

@@ -182,7 +182,10 @@ def webhook_configurations(settings: Settings, ca_bundle: str, url: str | None,
     # NetworkPolicy write on its account (the validating webhooks are the guard and fail closed).
     labels = hook(LABELS_WEBHOOK, "/mutate",
                   [_rule("", "services", create_update),
-                   _rule("networking.k8s.io", "networkpolicies", create_update)], "Ignore")
+                   _rule("networking.k8s.io", "networkpolicies", create_update),
+                   # netguard/policy-type on the cluster-wide and CNI policies, served or not
+                   *(_rule(g, r, create_update, v, scope) for g, v, r, scope in
+                     CLUSTER_POLICY_RULES + EGRESS_CLUSTER_POLICY_RULES)], "Ignore")
     labels["reinvocationPolicy"] = "Never"
     mutating = {
         "apiVersion": "admissionregistration.k8s.io/v1",

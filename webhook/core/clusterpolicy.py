@@ -104,6 +104,22 @@ def summarize(obj: Mapping[str, Any]) -> tuple[ClusterSummary, ...]:
     return cilium.summarize(kind, name, namespace, obj)
 
 
+def policy_type(obj: Mapping[str, Any]) -> str:
+    """The `netguard/policy-type` label of a cluster-wide or CNI policy, from what netguard counts
+    it as: default-deny-ingress, -egress or -all where it isolates every pod it selects from
+    outside the cluster in that direction (docs/clusterpolicies.md), else not-isolating (it
+    allows, passes, or denies only in-cluster peers). Of the policy alone: an Admin-tier deny that
+    another policy's Pass shadows is still labelled a default-deny (the denial says why it does
+    not count)."""
+    summaries = summarize(obj)
+    ingress, egress = any(s.isolates for s in summaries), any(s.isolates_egress for s in summaries)
+    if ingress and egress:
+        return "default-deny-all"
+    if ingress or egress:
+        return "default-deny-ingress" if ingress else "default-deny-egress"
+    return "not-isolating"
+
+
 def relevant(summaries: Iterable[ClusterSummary]) -> tuple[ClusterSummary, ...]:
     """The summaries that can matter to some namespace: they cover every pod of some, and they
     isolate (or pass on) either way, open to outside addresses or have something to say. Sorted

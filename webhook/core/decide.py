@@ -6,7 +6,7 @@ webhook/core/ so).
 from __future__ import annotations
 
 from webhook.core import clusterpolicy, messages
-from webhook.core.labels import desired_changes
+from webhook.core.labels import POLICY_TYPE, desired_changes
 from webhook.core.outcome import Decision, allow, combine, patched, violation
 from webhook.core.patches import label_patch
 from webhook.core.registry import RULES
@@ -18,10 +18,12 @@ from webhook.core.view import NamespaceView
 REVIEWED = {("", "Service"), ("networking.k8s.io", "NetworkPolicy")}
 
 
-def _skip(req: AdmissionRequest, settings: Settings) -> Decision | None:
-    """Guard clauses shared by both stages; each says why it lets the request pass."""
-    if (req.group, req.kind) not in REVIEWED and \
-            (req.group, req.kind) not in clusterpolicy.guarded(settings.egress.required):
+def _skip(req: AdmissionRequest, settings: Settings, labelling: bool = False) -> Decision | None:
+    """Guard clauses shared by both stages; each says why it lets the request pass. Every
+    cluster-wide and CNI policy kind is labelled; only those that can isolate in a required
+    direction are validated."""
+    others = clusterpolicy.KINDS if labelling else clusterpolicy.guarded(settings.egress.required)
+    if (req.group, req.kind) not in REVIEWED and (req.group, req.kind) not in others:
         return allow(f"netguard does not review {req.kind or 'this kind'}")
     if req.namespace in settings.exempt_namespaces:
         return allow(f"namespace {req.namespace} is exempt")
@@ -41,15 +43,16 @@ def validate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> 
 
 
 def mutate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> Decision:
-    skipped = _skip(req, settings)
+    skipped = _skip(req, settings, labelling=True)
     if skipped:
         return skipped
     if req.operation not in ("CREATE", "UPDATE") or req.object is None:
         return allow(f"nothing to label on {req.operation}")
-    if (req.group, req.kind) not in REVIEWED:
-        return allow(f"netguard does not label {req.kind}")
+    owned = None
+    if (req.group, req.kind) in clusterpolicy.KINDS:  # what netguard counts it as
+        owned = {f"{settings.labels.prefix}/{POLICY_TYPE}": clusterpolicy.policy_type(req.object)}
     changes = desired_changes(req.kind, req.object, settings.labels.prefix,
-                              settings.labels.from_namespace, view.labels)
+                              settings.labels.from_namespace, view.labels, owned)
     ops = label_patch(req.object, changes)
     if not ops:
         return allow("labels already correct")

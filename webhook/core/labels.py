@@ -79,11 +79,14 @@ def owned_labels(kind: str, obj: Mapping[str, Any], prefix: str) -> dict[str, st
 
 
 def desired_changes(kind: str, obj: Mapping[str, Any], prefix: str,
-                    from_namespace: tuple[str, ...], namespace_labels: Mapping[str, str]) -> dict[str, str]:
-    """The labels to set: owned ones that differ from the spec, copied ones that are missing."""
+                    from_namespace: tuple[str, ...], namespace_labels: Mapping[str, str],
+                    owned: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The labels to set: owned ones (`owned`, else owned_labels) that differ from the spec,
+    copied ones that are missing."""
     current = metadata_map(obj, "labels")
     changes = {key: namespace_labels[key] for key in from_namespace
                if key not in current and key in namespace_labels}
+    owned = owned_labels(kind, obj, prefix) if owned is None else owned
     # Owned labels last: they win over anything copied, so the result always reflects the spec.
-    changes.update({k: v for k, v in owned_labels(kind, obj, prefix).items() if current.get(k) != v})
+    changes.update({k: v for k, v in owned.items() if current.get(k) != v})
     return changes
