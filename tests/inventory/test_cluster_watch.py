@@ -521,3 +521,17 @@ def test_a_relist_summarises_the_list_as_it_streams_and_never_holds_it_whole(rel
     view = inventory._views["ns-3"]  # view() waits for all three lists; one relist is tested here
     assert (len(view.policies) if relist == "_relist_policies" else len(view.load_balancers)) == 40
     assert bool(view.unlabelled) is bool(required)
+
+
+def test_a_relist_whose_list_fails_is_listed_again(server, inventory):
+    """Reflector.relist (the Namespaces, when a policy API appears): a list that fails (a timeout,
+    a 500) must not end the relist, or the labels the new selectors read never come."""
+    eventually(inventory.ready, "ready")
+    reflector = inventory.reflectors[NAMESPACES]
+    mark = len(server.requests)
+    server.fail(500, count=1, resource=NAMESPACES, watch=False)
+    reflector.relist()
+    lists = lambda: [r for r in server.recorded(NAMESPACES, watch=False, since=mark) if "continue" not in r.query]  # noqa: E731
+    eventually(lambda: len(lists()) == 2, "a list after the failed one")  # the first pages: one failed
+    eventually(lambda: reflector.connected, "watching again")
+    assert reflector.restarts == 1 and reflector.last_error == "HTTP 500 Internal Server Error"

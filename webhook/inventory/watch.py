@@ -186,7 +186,10 @@ class Reflector:
         self.connected = False  # a watch stream is open right now
         self._response: Any = None
         self._progressed = False  # the current attempt applied at least one event
-        self._relist_asked = False  # relist(): list again before the next watch
+        # relist(): the calls so far, those a finished list answered, and whether the stream it
+        # cut is yet to fail (that failure is no failure: the loop lists at once).
+        self._relists_asked = self._relists_done = 0
+        self._cut = False
         self._response_lock = threading.Lock()
 
     # ------------------------------------------------------------------ the loop
@@ -197,10 +200,11 @@ class Reflector:
             while not self._stop.is_set():
                 self._progressed = False
                 try:
-                    if not self.resource_version or self._relist_asked:
-                        self._relist_asked = False
+                    asked = self._relists_asked
+                    if not self.resource_version or asked != self._relists_done:
                         with self._list_lock:
                             self._list()
+                        self._relists_done, self._cut = asked, False  # a list that failed is asked for again
                     self._watch()
                     failures = 0  # the watch ended on time: healthy
                     self.failing_since = None
@@ -213,7 +217,8 @@ class Reflector:
                 except Exception as exc:
                     if self._stop.is_set():
                         break
-                    if self._relist_asked:  # relist() cut the stream: no failure, list now
+                    if self._cut:  # relist() cut the stream: no failure, list now (once per call)
+                        self._cut = False
                         continue
                     failures = 1 if self._progressed else failures + 1
                     if _status_code(exc) is None and not _is_transport_error(exc):
@@ -246,11 +251,16 @@ class Reflector:
             self._on_restart(self, why)
         return delay
 
+    @property
+    def _relist_pending(self) -> bool:
+        return self._relists_asked != self._relists_done
+
     def relist(self) -> None:
         """List the collection again, now: its owner needs more of each object than it kept
         (webhook/inventory/cluster.py, namespace labels). The open watch is cut; the state it
         built is served until the new list is in, as after a 410."""
-        self._relist_asked = True
+        self._relists_asked += 1
+        self._cut = True
         self.close()
 
     def close(self) -> None:
@@ -330,11 +340,11 @@ class Reflector:
         self.connected = True
         self.failing_since = None  # connected again (backoff, though, resets only on progress)
         try:
-            if self._stop.is_set() or self._relist_asked:  # stop() or relist() ran meanwhile
+            if self._stop.is_set() or self._relist_pending:  # stop() or relist() ran meanwhile
                 return
             for line in iter_lines(response):
                 self._handle(jsoncodec.loads(line))
-                if self._stop.is_set() or self._relist_asked:
+                if self._stop.is_set() or self._relist_pending:
                     return
         finally:
             self.connected = False
