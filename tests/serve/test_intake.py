@@ -124,3 +124,20 @@ def test_an_intake_answers_expect_100_continue_once_the_head_is_in():
     finally:
         server.close()
         client.close()
+
+
+@pytest.mark.parametrize("data,whole", [
+    (HEAD + b"Content-Length: 5\r\n\r\n12345", True),
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", True),
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nTrailer: v\r\n\r\n", True),
+    # handed over unfinished, for gunicorn to refuse or to read the rest of from the socket:
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n5;" + b"e" * 1100, False),  # a chunk-size line too long
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n0\r\nT: " + b"v" * 300, False),  # a trailer section too long
+    (HEAD + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n", False),  # malformed framing
+    (HEAD + b"Content-Length: 101\r\n\r\n", False),  # over the limit
+])
+def test_a_request_is_whole_only_when_its_real_end_is_in(data, whole):
+    """Whole: the worker drains what the app leaves from memory, with no deadline. Anything
+    handed over unfinished is drained from the socket under gunicorn's deadline and byte cap."""
+    frame = frame_of(data, Limits(body_bytes=100, head_bytes=200))
+    assert frame.done and frame.whole is whole

@@ -75,6 +75,9 @@ class RequestFrame:
         self.expects_continue = False
         self.oversized = False
         self.done = False
+        # The request's real end is in the buffer (not a head or chunk handed over unfinished
+        # for gunicorn to refuse): what the app leaves of the body can be drained from memory.
+        self.whole = False
         self._searched = 0
 
     @property
@@ -97,7 +100,7 @@ class RequestFrame:
                 return True
         if self.chunked:
             return self._scan_chunks(buf)
-        self.done = len(buf) >= self.body_end
+        self.done = self.whole = len(buf) >= self.body_end
         return self.done
 
     def _read_head(self, head: bytes) -> None:
@@ -139,8 +142,10 @@ class RequestFrame:
             if size == 0:
                 # The trailer section: field lines, then an empty line (RFC 9112 section 7.1.2).
                 after = line_end + 2
-                if buf[after:after + 2] == b"\r\n" or buf.find(HEAD_END, line_end) >= 0 or len(buf) - after > self.limits.head_bytes:
-                    self.done = True
+                if buf[after:after + 2] == b"\r\n" or buf.find(HEAD_END, line_end) >= 0:
+                    self.done = self.whole = True
+                elif len(buf) - after > self.limits.head_bytes:
+                    self.done = True  # a trailer section too long: gunicorn refuses it
                 return self.done
             self.chunk_total += size
             if self.chunk_total > self.limits.body_bytes:

@@ -92,6 +92,7 @@ class _Conn(TConn):
     intake_bytes = 0  # request bytes charged to the worker's budget until the thread is done
     large = False
     close_after = False  # the body was over the limit: answer, then close without draining
+    whole = False  # the intake read the request to its end: a drain reads memory only
 
     def close(self, graceful: bool = False) -> None:
         if graceful and self.worker is not None:
@@ -205,6 +206,7 @@ class NetguardWorker(ThreadWorker):
         conn.data_ready = True
         conn.intake_bytes = len(intake.buffer)
         conn.close_after = intake.frame.oversized
+        conn.whole = intake.frame.whole
         conn.large = len(intake.buffer) > self.limits.large_bytes
         conn.parser.unreader.unread(bytes(intake.buffer))
         intake.buffer = bytearray()
@@ -270,10 +272,13 @@ class NetguardWorker(ThreadWorker):
     def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
         if conn.close_after:
             return False  # the unread body of a refused request is not worth draining
-        # gthread drains what the app left of the body under a deadline, setting the socket's
-        # timeout before the read and back after it: two more switches per request. The intake
-        # put the whole request in memory (the body over the limit is the close_after case), so
-        # the drain reads the parser's buffer, never the socket, and needs no deadline.
+        if not conn.whole:
+            # A chunk-size line or trailer handed over unfinished (for gunicorn to refuse): the
+            # rest is on the socket, drained under gthread's deadline and byte cap.
+            return super()._keepalive_after(conn, keepalive)
+        # gthread's deadline sets the socket's timeout before the drain and back after it, two
+        # more switches per request; a request read to its end drains from the parser's
+        # buffer, never the socket, and needs none.
         return keepalive and bool(conn.parser.finish_body())
 
     def _resume_paused(self) -> None:
