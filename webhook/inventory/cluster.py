@@ -130,8 +130,7 @@ class ClusterInventory:
         return None if self.cluster_policies.reflectors else self._configured_labels
 
     def _cluster_kinds_added(self) -> None:
-        """A policy API installed since the start: from now on every namespace label is kept
-        (`_keep_labels`), and the Namespaces listed again for those dropped before."""
+        """A policy API installed since the start: keep every label, list the Namespaces again."""
         if self._configured_labels is not None:
             self.reflectors[NAMESPACES].relist()
 
@@ -169,6 +168,8 @@ class ClusterInventory:
         return self.confirm(namespace)
 
     def confirm(self, namespace: str) -> NamespaceView:
+        if not namespace:  # decided on every namespace with LoadBalancers: the watched state
+            return self.view(namespace)  # stands (docs/clusterpolicies.md, the guard)
         try:
             policies, policies_rv = self._live_list(POLICIES, namespace)
             services, services_rv = self._live_list(SERVICES, namespace)
