@@ -198,3 +198,23 @@ def test_a_service_that_cannot_be_keyed_still_gets_its_offer():
     obj["metadata"]["labels"] = {"team": "a", 1: "b"}
     made = fixpolicies.offer(obj, view_of([]), fixpolicies.FixSettings())
     assert made is not None and made.name == "netguard-allow-lb-web"
+
+
+def test_the_offer_cache_keeps_digests_and_no_offer_too_long_to_show():
+    """Denied Services are offered again and again (a GitOps retry), so offers are kept, but a
+    Service may be megabytes: the key holds a 16-byte digest of it, and an offer too long for any
+    denial is not kept at all."""
+    from webhook.core import fixpolicies
+
+    fixpolicies._OFFERS.clear()
+    small = service("web", type="LoadBalancer", namespace="shop")
+    small["spec"]["selector"] = {"app": "web"}
+    decide.validate(make_request(namespace="shop", name="web", obj=small), view_of([], "shop"), default_settings())
+    [key] = fixpolicies._OFFERS
+    assert isinstance(key[0], bytes) and len(key[0]) == 16
+    ports = [{"name": f"p{i:03d}", "port": 1000 + i, "targetPort": f"{'t' * 11}{i:03d}"} for i in range(100)]
+    big = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "big", "namespace": "shop"},
+           "spec": {"type": "LoadBalancer", "selector": {"app": "big"}, "ports": ports}}
+    decision = decide.validate(make_request(namespace="shop", name="big", obj=big), view_of([], "shop"), default_settings())
+    assert "too long to show here" in decision.message
+    assert len(fixpolicies._OFFERS) == 1  # the big one was made, shown as a pointer, and not kept

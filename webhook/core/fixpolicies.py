@@ -107,14 +107,18 @@ def offer(service: Mapping[str, Any], view: NamespaceView, settings: FixSettings
     gets none: no selector, no ports, no usable ranges)."""
     metadata = _mapping(service.get("metadata"))
     try:  # orjson: the key is made on every denial, and json.dumps took most of a cached offer's time
-        key = (orjson.dumps([metadata.get("name"), metadata.get("labels"), service.get("spec")],
-                            option=orjson.OPT_SORT_KEYS, default=str), view.fingerprint, view.name, settings)
+        canonical = orjson.dumps([metadata.get("name"), metadata.get("labels"), service.get("spec")],
+                                 option=orjson.OPT_SORT_KEYS, default=str)
+        # A digest, not the JSON: a Service may be megabytes (source ranges, ports), 256 of them more.
+        key = (hashlib.blake2b(canonical, digest_size=16).digest(), view.fingerprint, view.name, settings)
         return _OFFERS[key]
     except TypeError:  # keys of mixed types (from YAML, for check), or past 64-bit ints: made each time
         return _offer(service, view, settings)
     except KeyError:
         pass
     made = _offer(service, view, settings)
+    if made is not None and len(made.text) > messages.MAX_MESSAGE_CHARS:
+        return made  # too long for any denial to show: not worth keeping
     if len(_OFFERS) >= OFFERS_KEPT:
         _OFFERS.clear()
     _OFFERS[key] = made
