@@ -218,3 +218,26 @@ def test_the_offer_cache_keeps_digests_and_no_offer_too_long_to_show():
     decision = decide.validate(make_request(namespace="shop", name="big", obj=big), view_of([], "shop"), default_settings())
     assert "too long to show here" in decision.message
     assert len(fixpolicies._OFFERS) == 1  # the big one was made, shown as a pointer, and not kept
+
+
+@pytest.mark.parametrize("egress", [False, True], ids=["ingress", "ingress-and-egress"])
+def test_the_denial_never_offers_a_name_one_of_the_namespaces_policies_has(egress):
+    """A policy of the user's called default-deny-ingress that is no default-deny (and, with
+    egress required, allow-dns-egress): applying a denial that offered those names would replace
+    them, dropping what they allow. The denial names its policies as `netguard fix` does."""
+    from webhook.core.config import parse_settings
+
+    theirs = [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": name, "namespace": "shop"},
+               "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{}]}}
+              for name in ("default-deny-ingress", "allow-dns-egress", "default-deny-egress")]
+    chosen = parse_settings("egress:\n  required: true\n") if egress else default_settings()
+    lb_object = service("web", type="LoadBalancer", namespace="shop")
+    lb_object["spec"]["selector"] = {"app": "web"}
+    decision = decide.validate(make_request(namespace="shop", name="web", obj=lb_object),
+                               view_of(theirs, "shop"), chosen)
+    offered = [d["metadata"]["name"] for d in fix_documents(decision.message)]
+    assert not {t["metadata"]["name"] for t in theirs} & set(offered), offered
+    assert offered[0] == "netguard-default-deny-ingress"
+    planned = fix.plan([*theirs, lb_object], chosen).policies
+    assert offered == [p["metadata"]["name"] for p in planned]  # the same names as netguard fix

@@ -46,8 +46,7 @@ MANAGED_BY = "app.kubernetes.io/managed-by"  # https://kubernetes.io/docs/concep
 MANAGER = "netguard"
 FIX_FOR = "fix-for"  # annotation <prefix>/fix-for: what the policy was written for
 ALLOW_PREFIX = "netguard-allow-lb-"
-FALLBACK_DENY_NAME = "netguard-default-deny-ingress"
-MAX_NAME = 253  # a NetworkPolicy name is a DNS subdomain
+FALLBACK_DENY_NAME, MAX_NAME = policytexts.FALLBACK_DENY_NAME, policytexts.MAX_NAME
 WARNING, NOTE = "warning", "note"
 
 
@@ -197,13 +196,10 @@ def _parse(text: str) -> dict[str, Any]:
 
 
 def _free_name(wanted: str, taken: set[str], ns: str, notes: list[Note], fallback: str = "") -> str:
-    """`wanted`, or when a policy of the user's already has that name (applying would replace
-    it) `fallback`, else `wanted-2`, `wanted-3`...: deterministic for the same inputs."""
-    if wanted not in taken:
-        return wanted
-    candidates = [fallback] if fallback else []
-    candidates += [f"{wanted[:MAX_NAME - 4]}-{n}" for n in range(2, len(taken) + 3)]
-    name = next(c for c in candidates if c not in taken)
+    """policytexts.free_name, with a note when the name had to change."""
+    name = policytexts.free_name(wanted, taken, fallback)
+    if name == wanted:
+        return name
     notes.append(Note(NOTE, ns, f"NetworkPolicy {ns}/{wanted}: the name is already taken by one of "
                                 f"your policies: written as {name}"))
     return name

@@ -121,17 +121,19 @@ class AllowOffer(NamedTuple):
 def loadbalancer_denied(namespace: str, name: str, operation: str, *, rule: str,
                         from_flux: bool = False, missing: tuple[str, ...] = INGRESS_ONLY,
                         dns: DnsTarget | None = None, labels_unknown: bool = False,
-                        not_isolating: Iterable[tuple[str, str]] = (), allow: AllowOffer | None = None) -> str:
+                        not_isolating: Iterable[tuple[str, str]] = (), allow: AllowOffer | None = None,
+                        taken: Iterable[str] = ()) -> str:
     """`missing`: the directions the namespace lacks a default-deny for (Ingress, Egress);
     `labels_unknown`: netguard does not know the namespace's labels, so egress.namespaceSelector
     was taken to select it; `not_isolating`: (label, why) of cluster-wide and CNI policies that
     look like isolation but are not (webhook/core/clusterpolicy.py); `allow`: shown after the
-    default-deny(s) when the whole denial fits MAX_MESSAGE_CHARS, else named by a pointer."""
+    default-deny(s) when the whole denial fits MAX_MESSAGE_CHARS, else named by a pointer;
+    `taken`: the names of the namespace's policies, which the offered policies do not reuse."""
     what = ("Service {0}/{1} cannot change to type LoadBalancer" if operation == "UPDATE"
             else "Service {0}/{1} of type LoadBalancer was refused")
     first = fit(what + ": namespace {0} has no default-deny " + _MISSING[tuple(missing)] + ".",
                 namespace, name)
-    deny = default_deny_fix_yaml(namespace, missing, dns or DnsTarget())
+    deny = default_deny_fix_yaml(namespace, missing, dns or DnsTarget(), taken)
     after = []
     if "Egress" in missing:
         after.append(_dns_note(dns or DnsTarget()) + (

@@ -68,13 +68,42 @@ def dns_allowance_yaml(namespace: str, dns: DnsTarget) -> str:
     )
 
 
-def default_deny_fix_yaml(namespace: str, directions: Iterable[str], dns: DnsTarget) -> str:
+# What the ingress default-deny is called when its own name is one of the user's policies.
+FALLBACK_DENY_NAME = "netguard-default-deny-ingress"
+MAX_NAME = 253  # a NetworkPolicy name is a DNS subdomain
+
+
+def free_name(wanted: str, taken: Iterable[str], fallback: str = "") -> str:
+    """`wanted`, or when a policy of the user's already has that name (applying would replace
+    it) `fallback`, else `wanted-2`, `wanted-3`...: deterministic for the same inputs, so the
+    denial and `netguard fix` (webhook/core/fixpolicies.py) name a policy alike."""
+    taken = set(taken)
+    if wanted not in taken:
+        return wanted
+    candidates = [fallback] if fallback else []
+    candidates += [f"{wanted[:MAX_NAME - 4]}-{n}" for n in range(2, len(taken) + 3)]
+    return next(c for c in candidates if c not in taken)
+
+
+def _named(text: str, taken: set[str]) -> str:
+    """A policy text of this module under the first free name (free_name), which joins `taken`."""
+    wanted = text.split("  name: ", 1)[1].split("\n", 1)[0]
+    name = free_name(wanted, taken, FALLBACK_DENY_NAME if wanted == "default-deny-ingress" else "")
+    taken.add(name)
+    return text if name == wanted else text.replace(f"  name: {wanted}\n", f"  name: {name}\n", 1)
+
+
+def default_deny_fix_yaml(namespace: str, directions: Iterable[str], dns: DnsTarget,
+                          taken: Iterable[str] = ()) -> str:
     """The policies that make `namespace` default-deny for `directions`, as one multi-document
-    YAML; an egress default-deny comes with the DNS allowance its pods need."""
+    YAML; an egress default-deny comes with the DNS allowance its pods need. Names the
+    namespace's policies already have (`taken`) are not reused: applying the text would replace
+    that policy. `netguard fix` names them the same way, in the same order."""
     docs = [default_deny_yaml(namespace, d) for d in directions]
     if "Egress" in directions:
         docs.append(dns_allowance_yaml(namespace, dns))
-    return "---\n".join(docs)
+    names = set(taken)
+    return "---\n".join(_named(text, names) for text in docs)
 
 
 def allow_to_ranges_yaml(namespace: str, name: str) -> str:

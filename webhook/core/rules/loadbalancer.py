@@ -78,7 +78,8 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
                                                          from_flux=req.from_flux, missing=missing,
                                                          dns=ctx.egress.dns,
                                                          labels_unknown=_labels_unknown(view, ctx),
-                                                         not_isolating=view.not_isolating(missing), allow=offered),
+                                                         not_isolating=view.not_isolating(missing), allow=offered,
+                                                         taken=view.policies),
                       summary, confirm_live=True)
     return apply_action(found, action)
 
