@@ -333,3 +333,23 @@ def test_a_full_disk_leaves_no_torn_line_and_glues_none(tmp_path):
     assert errors[-5:] == [f"line-{i}" for i in range(40, 45)]
     assert len(errors) + dropped == 45 and dropped > 0
     assert path.stat().st_size - len(b"".join(line + b"\n" for line in lines[-6:-1])) <= 5000
+
+
+def test_the_timestamp_is_what_datetime_writes_down_to_the_rounding():
+    """auditlog._timestamp formats the date and time once a second; the line still says what
+    datetime's isoformat(timespec="milliseconds") says, including where microsecond rounding
+    carries into the next second."""
+    import datetime
+    import random
+
+    from webhook.serve.auditlog import _timestamp
+
+    def reference(now: float) -> str:
+        stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    rng = random.Random(7)
+    base = 1_796_550_446.0
+    edges = [base + d for d in (0.0, 0.0005, 0.0009999, 0.9999994, 0.9999995, 0.9999996, 1.0, -0.0000004)]
+    samples = edges + [base + rng.uniform(-1e7, 1e7) for _ in range(20_000)]
+    assert [_timestamp(t) for t in samples] == [reference(t) for t in samples]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import datetime
 import logging
+import math
 import os
 import select
 import stat
@@ -147,9 +148,21 @@ def _milliseconds(seconds: float) -> float:
 
 
 def _timestamp(now: float) -> str:
-    """RFC 3339 UTC with milliseconds."""
-    stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """RFC 3339 UTC with milliseconds, as datetime's isoformat(timespec="milliseconds") writes
+    it: the time rounded to microseconds, then cut to milliseconds. The date and time of day are
+    formatted once a second: every admission call writes one, and datetime took 1.5 µs."""
+    fraction, whole = math.modf(now)  # as CPython's datetime does: modf, then round half even
+    micros, second = round(fraction * 1e6), int(whole)
+    if micros >= 1_000_000:
+        micros, second = micros - 1_000_000, second + 1
+    known, text = _second
+    if known != second:
+        text = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        globals()["_second"] = (second, text)  # one tuple: threads read it whole
+    return f"{text}.{micros // 1000:03d}Z"
+
+
+_second: tuple[int, str] = (-1, "")
 
 
 class AuditLog:
