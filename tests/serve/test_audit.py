@@ -240,9 +240,19 @@ def test_a_stalled_pipe_never_blocks_admission_and_lines_stay_whole():
 
 def test_a_queued_record_does_not_hold_the_objects():
     from tests.reviews import make_request, service
+    import gc
+
     record = AuditRecord("validate")
-    record.request(make_request(obj=service("web", annotations={"big": "x" * 100_000})))
-    assert record._req.object is None and record._req.old_object is None
+    req = make_request(obj=service("web", annotations={"big": "x" * 100_000}), operation="UPDATE")
+    record.request(req)
+    reachable, todo = set(), [record]
+    while todo and len(reachable) < 10_000:  # bounded: a record holds a few dozen objects
+        item = todo.pop()
+        if id(item) not in reachable and not isinstance(item, type):  # not into the classes
+            reachable.add(id(item))
+            todo.extend(gc.get_referents(item))
+    assert id(req.object) not in reachable and id(req.old_object) not in reachable
+    assert id(req.object["metadata"]["annotations"]["big"]) not in reachable
     assert record.size() < 2_000
 
 

@@ -30,7 +30,7 @@ import stat
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, TextIO
 
 from webhook.core.outcome import Decision, Verdict
 from webhook.core.request import AdmissionRequest
@@ -58,6 +58,19 @@ FIELDS = (
 )
 
 
+class _Facts(NamedTuple):
+    """What an audit line says of the request (AdmissionRequest without the objects)."""
+
+    uid: str
+    operation: str
+    kind: str
+    namespace: str
+    name: str
+    user: str
+    field_manager: str
+    dry_run: bool
+
+
 class AuditRecord:
     """Collects one call's facts as the handler learns them; `finish` lays them out as FIELDS.
 
@@ -70,7 +83,7 @@ class AuditRecord:
     def __init__(self, stage: str) -> None:
         self._started = time.perf_counter()
         self._stage = stage
-        self._req: AdmissionRequest | None = None
+        self._req: _Facts | None = None
         self._decision: Decision | None = None
         self._state: str | None = None
         self._resource_version: str | None = None
@@ -90,7 +103,8 @@ class AuditRecord:
     def request(self, req: AdmissionRequest) -> None:
         # Only the request's own fields: a queued record must not hold the objects (an UPDATE
         # carries two, up to megabytes) while stdout is slow.
-        self._req = req._replace(object=None, old_object=None)
+        self._req = _Facts(req.uid, req.operation, req.kind, req.namespace, req.name, req.user,
+                           req.field_manager, req.dry_run)
 
     def size(self) -> int:
         """About how many bytes this record's line will be."""
