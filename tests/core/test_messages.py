@@ -240,3 +240,21 @@ def test_fit_cuts_the_longest_names_only_as_much_as_needed(names, cut):
 def test_a_first_line_is_one_line():
     with pytest.raises(ValueError):
         messages.denial("two\nlines", "fix", LB)
+
+
+def test_a_denial_text_is_made_once_for_the_same_arguments_and_anew_for_others():
+    """A GitOps controller retries a denied sync: the same Service in the same namespace state
+    gets the very same text, without building it again; any argument that changes it is part of
+    what is remembered."""
+    from webhook.core import messages as m
+
+    args = dict(rule="loadbalancer-requires-default-deny", not_isolating=[("Calico X", "it passes")],
+                taken={"default-deny-ingress": None})
+    first = m.loadbalancer_denied("shop", "web", "CREATE", **args)
+    assert m.loadbalancer_denied("shop", "web", "CREATE", **args) is first
+    variants = [m.loadbalancer_denied("shop", "web", "CREATE", **{**args, **change}) for change in (
+        {"from_flux": True}, {"taken": {}}, {"not_isolating": []}, {"missing": ("Ingress", "Egress")},
+        {"labels_unknown": True, "missing": ("Egress",)})]
+    assert len({first, *variants}) == 1 + len(variants)
+    assert m.loadbalancer_denied("shop", "api", "CREATE", **args) != first
+    assert "netguard-default-deny-ingress" in first and "netguard-default-deny-ingress" not in variants[1]

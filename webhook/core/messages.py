@@ -19,6 +19,8 @@ Findings of the scans (`netguard audit`) use the same one-line texts.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Iterable, NamedTuple
 
 from webhook.core.egress import DnsTarget
@@ -128,7 +130,19 @@ def loadbalancer_denied(namespace: str, name: str, operation: str, *, rule: str,
     was taken to select it; `not_isolating`: (label, why) of cluster-wide and CNI policies that
     look like isolation but are not (webhook/core/clusterpolicy.py); `allow`: shown after the
     default-deny(s) when the whole denial fits MAX_MESSAGE_CHARS, else named by a pointer;
-    `taken`: the names of the namespace's policies, which the offered policies do not reuse."""
+    `taken`: the names of the namespace's policies, which the offered policies do not reuse.
+
+    Remembered for the same arguments: a denied Service is sent again and again (a GitOps
+    controller retrying its sync), and the text took 9 µs of a 13 µs decision."""
+    return _loadbalancer_denied(namespace, name, operation, rule, from_flux, tuple(missing), dns,
+                                labels_unknown, tuple(not_isolating), allow, frozenset(taken))
+
+
+@functools.lru_cache(maxsize=1024)
+def _loadbalancer_denied(namespace: str, name: str, operation: str, rule: str, from_flux: bool,
+                         missing: tuple[str, ...], dns: DnsTarget | None, labels_unknown: bool,
+                         not_isolating: tuple[tuple[str, str], ...], allow: AllowOffer | None,
+                         taken: frozenset[str]) -> str:
     what = ("Service {0}/{1} cannot change to type LoadBalancer" if operation == "UPDATE"
             else "Service {0}/{1} of type LoadBalancer was refused")
     first = fit(what + ": namespace {0} has no default-deny " + _MISSING[tuple(missing)] + ".",
