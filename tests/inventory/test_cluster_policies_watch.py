@@ -171,4 +171,3 @@ def test_a_policy_api_installed_later_is_read_without_a_restart():
         finally:
             inv.stop()
         assert not any(t.is_alive() for t in inv.threads + inv.cluster_policies.threads)
-

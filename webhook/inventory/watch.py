@@ -204,7 +204,9 @@ class Reflector:
                     if not self.resource_version or asked != self._relists_done:
                         with self._list_lock:
                             self._list()
-                        self._relists_done, self._cut = asked, False  # a list that failed is asked for again
+                        self._relists_done = asked  # a list that failed is asked for again
+                        if asked == self._relists_asked:  # no relist() since it began: none to cut
+                            self._cut = False
                     self._watch()
                     failures = 0  # the watch ended on time: healthy
                     self.failing_since = None
