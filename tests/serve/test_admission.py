@@ -388,3 +388,33 @@ def test_a_reapplied_loadbalancer_is_not_read_live():
     inventory = FakeInventory(cached=CACHED_DENY, live=EMPTY)
     _, _, evaluation = evaluate(inventory, operation="UPDATE", obj=service("web", type="LoadBalancer"))
     assert evaluation.decision.allowed and inventory.confirmed == []
+
+
+def test_labelling_a_cluster_scoped_policy_builds_no_view_of_every_namespace():
+    """view("") is every namespace with LoadBalancers, built per call: the guard needs it, the
+    label of a GlobalNetworkPolicy does not."""
+    gnp = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy", "metadata": {"name": "deny"},
+           "spec": {"selector": "all()", "types": ["Ingress"]}}
+    inventory = FakeInventory()
+    _, _, evaluation = evaluate(inventory, stage="mutate", kind="GlobalNetworkPolicy", group="projectcalico.org",
+                                namespace="", obj=gnp)
+    decision = evaluation.decision
+    assert dict(decision.patched_labels) == {"netguard/policy-type": "default-deny-ingress"}
+    assert inventory.viewed == [] and inventory.confirmed == []
+
+
+def test_a_cluster_scoped_denial_is_not_confirmed_by_a_namespace_read():
+    """The guard refuses deleting the GlobalNetworkPolicy namespace shop's LoadBalancer rests
+    on; a live read of namespace "" would list namespaces//networkpolicies and lose the
+    dependents (it overturned the refusal)."""
+    from webhook.core import clusterpolicy
+
+    old = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy", "metadata": {"name": "deny"},
+           "spec": {"selector": "all()", "types": ["Ingress"]}}
+    dependent = NamespaceView("shop", known=True, load_balancers=frozenset({"web"}),
+                              cluster=clusterpolicy.summarize(old))
+    inventory = FakeInventory(cached=NamespaceView("", dependents=(dependent,)))
+    _, _, evaluation = evaluate(inventory, kind="GlobalNetworkPolicy", group="projectcalico.org", namespace="",
+                                operation="DELETE", obj=None, old=old)
+    assert not evaluation.decision.allowed and evaluation.decision.rule == GUARD_RULE
+    assert inventory.confirmed == [] and inventory.viewed == [""]

@@ -57,11 +57,16 @@ class Admission:
         try:
             if not self.inventory.ready():
                 raise InventoryUnavailable("netguard has not finished reading cluster state")
-            view = self.inventory.view(req.namespace)
+            # Labelling a cluster-scoped policy reads no namespace: no view of every namespace
+            # with LoadBalancers (the guard's, built per call) for it.
+            view = (NamespaceView(name="") if stage == "mutate" and not req.namespace
+                    else self.inventory.view(req.namespace))
         except InventoryUnavailable as exc:
             return self._unknown(stage, req, str(exc))
         decision = core(req, view, self.settings)
-        if decision.confirm_live and self._lags:  # resting on cached state: read it live first
+        # Resting on cached state: read it live first. A cluster-scoped decision rests on every
+        # namespace with LoadBalancers, and stands on the watched state (docs/clusterpolicies.md).
+        if decision.confirm_live and self._lags and req.namespace:
             try:
                 live = self.inventory.confirm(req.namespace)
             except InventoryUnavailable as exc:
