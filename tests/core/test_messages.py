@@ -258,3 +258,41 @@ def test_a_denial_text_is_made_once_for_the_same_arguments_and_anew_for_others()
     assert len({first, *variants}) == 1 + len(variants)
     assert m.loadbalancer_denied("shop", "api", "CREATE", **args) != first
     assert "netguard-default-deny-ingress" in first and "netguard-default-deny-ingress" not in variants[1]
+
+
+def _offered_names(message: str) -> list[str]:
+    from tests.denials import fix_documents
+
+    return [d["metadata"]["name"] for d in fix_documents(message)]
+
+
+def test_refusing_to_delete_the_last_default_deny_offers_another_name():
+    """The example policy the refusal offers must not be the one being deleted (applying it
+    would change that policy, and the delete would be refused again), nor another of the
+    namespace's."""
+    deny = policy("default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]})
+    view = view_of([deny, service("web", type="LoadBalancer")])
+    req = make_request(kind="NetworkPolicy", operation="DELETE", obj=None, old=deny, name="default-deny-ingress")
+    decision = decide.validate(req, view, settings())
+    assert not decision.allowed and decision.rule == GUARD
+    assert _offered_names(decision.message) == ["netguard-default-deny-ingress"]
+
+
+def test_refusing_a_cluster_policy_change_offers_names_the_namespace_does_not_have():
+    from webhook.core import clusterpolicy
+
+    gnp = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy", "metadata": {"name": "deny"},
+           "spec": {"selector": "all()", "types": ["Ingress"]}}
+    theirs = policy("default-deny-ingress", {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{}]})
+    shop = view_of([theirs, service("web", type="LoadBalancer")]).with_cluster(clusterpolicy.summarize(gnp))
+    req = make_request(kind="GlobalNetworkPolicy", group="projectcalico.org", namespace="", operation="DELETE",
+                       obj=None, old=gnp)
+    decision = decide.validate(req, NamespaceViewWithDependents(shop), settings())
+    assert not decision.allowed
+    assert _offered_names(decision.message) == ["netguard-default-deny-ingress"]
+
+
+def NamespaceViewWithDependents(*views):  # noqa: N802 (reads as the view it builds)
+    from webhook.core.view import NamespaceView
+
+    return NamespaceView(name="", dependents=tuple(views))

@@ -80,6 +80,6 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext, rule: st
                        if any(d == w for _, changes in hurt for _, w in changes))
     found = violation(rule, messages.cluster_guard_denied(label, req.operation, namespaces, services,
                                                           cancels, rule=rule, directions=directions,
-                                                          dns=ctx.egress.dns),
+                                                          dns=ctx.egress.dns, taken=hurt[0][0].policies),
                       messages.cluster_guard_summary(label, namespaces, services, directions), confirm_live=True)
     return apply_action(found, ctx.own.action)

@@ -25,7 +25,7 @@ from typing import Iterable, NamedTuple
 
 from webhook.core.egress import DnsTarget
 from webhook.core.policytexts import (allow_from_ranges_yaml, allow_to_ranges_yaml, default_deny_fix_yaml,
-                                      default_deny_yaml)
+                                      default_deny_name, default_deny_yaml)
 
 MAX_LISTED = 5
 FIRST_LINE_CHARS = 200
@@ -247,7 +247,9 @@ def guard_cancel_summary(namespace: str, policy: str, open_families: Iterable[st
 
 
 def guard_denied(namespace: str, policy: str, operation: str, services: Iterable[str], *,
-                 rule: str, direction: str = "Ingress") -> str:
+                 rule: str, direction: str = "Ingress", taken: Iterable[str] = ()) -> str:
+    """`taken`: the names of the namespace's policies (the guarded one among them): the example
+    offered is named otherwise, or applying it would change that policy instead."""
     word = direction.lower()
     verb = "deleted" if operation == "DELETE" else f"changed to stop denying {word} by default"
     services = list(services)
@@ -257,7 +259,7 @@ def guard_denied(namespace: str, policy: str, operation: str, services: Iterable
     why = " (egress.required in netguard's configuration)" if direction == "Egress" else ""
     fix = (f"They are: {listing(services)}{why}. To remove it, first change those Services to another "
            f"type or delete them, or create another default-deny {word} policy in the namespace, "
-           f"such as:\n{default_deny_yaml(namespace, direction)}")
+           f"such as:\n{default_deny_yaml(namespace, direction, default_deny_name(direction, {policy, *taken}))}")
     return denial(first, fix, rule)
 
 
@@ -268,10 +270,11 @@ def guard_summary(namespace: str, policy: str, count: int, direction: str = "Ing
 
 def cluster_guard_denied(policy: str, operation: str, namespaces: list[str], services: int,
                          cancels: bool, *, rule: str, directions: tuple[str, ...] = INGRESS_ONLY,
-                         dns: DnsTarget | None = None) -> str:
+                         dns: DnsTarget | None = None, taken: Iterable[str] = ()) -> str:
     """A cluster-wide or CNI policy whose change would leave namespaces with LoadBalancers open
     to outside traffic, or (`directions` with Egress: egress.required) their pods' egress open to
-    outside addresses (webhook/core/clusterguard.py)."""
+    outside addresses (webhook/core/clusterguard.py). `taken`: the policy names of the first of
+    `namespaces`, whose fix is shown: the policies offered do not reuse them."""
     verb = {"DELETE": "deleted", "CREATE": "created"}.get(operation, "changed so")
     if directions == ("Egress",):
         what = ("it would let their pods reach every outside address" if cancels
@@ -284,7 +287,7 @@ def cluster_guard_denied(policy: str, operation: str, namespaces: list[str], ser
     why = " (egress.required in netguard's configuration)" if "Egress" in directions else ""
     fix = (f"First give each of those namespaces a default-deny {directions_words(directions)} NetworkPolicy "
            f"of its own{why} (or change the Services to another type), such as:\n"
-           f"{default_deny_fix_yaml(namespaces[0], directions, dns or DnsTarget())}")
+           f"{default_deny_fix_yaml(namespaces[0], directions, dns or DnsTarget(), taken)}")
     return denial(first, fix, rule)
 
 

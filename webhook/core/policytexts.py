@@ -16,6 +16,11 @@ import yaml
 
 from webhook.core.egress import NAMESPACE_NAME_LABEL, DnsTarget
 
+# What the ingress default-deny is called when its own name is one of the user's policies.
+FALLBACK_DENY_NAME = "netguard-default-deny-ingress"
+DNS_ALLOWANCE_NAME = "allow-dns-egress"
+MAX_NAME = 253  # a NetworkPolicy name is a DNS subdomain
+
 
 @functools.lru_cache(maxsize=4096)  # PyYAML's pure-Python parse costs ~25 µs; names repeat
 def yaml_string(value: str) -> str:
@@ -24,14 +29,19 @@ def yaml_string(value: str) -> str:
     return value if yaml.safe_load(value) == value else json.dumps(value)
 
 
-def default_deny_yaml(namespace: str, direction: str = "Ingress") -> str:
+def default_deny_name(direction: str, taken: Iterable[str] = ()) -> str:
+    """What a default-deny for `direction` is called where the namespace's policies are `taken`."""
+    return free_name(f"default-deny-{direction.lower()}", taken, FALLBACK_DENY_NAME if direction == "Ingress" else "")
+
+
+def default_deny_yaml(namespace: str, direction: str = "Ingress", name: str = "") -> str:
     """A policy that makes `namespace` default-deny for `direction` (Ingress or Egress): it
     selects every pod and allows nothing that way, so only what another policy allows passes."""
     return (
         "apiVersion: networking.k8s.io/v1\n"
         "kind: NetworkPolicy\n"
         "metadata:\n"
-        f"  name: default-deny-{direction.lower()}\n"
+        f"  name: {name or default_deny_name(direction)}\n"
         f"  namespace: {yaml_string(namespace)}\n"
         "spec:\n"
         "  podSelector: {}\n"
@@ -40,7 +50,7 @@ def default_deny_yaml(namespace: str, direction: str = "Ingress") -> str:
     )
 
 
-def dns_allowance_yaml(namespace: str, dns: DnsTarget) -> str:
+def dns_allowance_yaml(namespace: str, dns: DnsTarget, name: str = DNS_ALLOWANCE_NAME) -> str:
     """The egress every pod behind an egress default-deny needs to resolve names: to the DNS
     pods (`dns`: their namespace, named by its kubernetes.io/metadata.name label, their labels)
     on the DNS ports. A namespaceSelector with a podSelector in one peer selects those pods in
@@ -53,7 +63,7 @@ def dns_allowance_yaml(namespace: str, dns: DnsTarget) -> str:
         "apiVersion: networking.k8s.io/v1\n"
         "kind: NetworkPolicy\n"
         "metadata:\n"
-        "  name: allow-dns-egress\n"
+        f"  name: {name}\n"
         f"  namespace: {yaml_string(namespace)}\n"
         "spec:\n"
         "  podSelector: {}\n"
@@ -68,9 +78,6 @@ def dns_allowance_yaml(namespace: str, dns: DnsTarget) -> str:
     )
 
 
-# What the ingress default-deny is called when its own name is one of the user's policies.
-FALLBACK_DENY_NAME = "netguard-default-deny-ingress"
-MAX_NAME = 253  # a NetworkPolicy name is a DNS subdomain
 
 
 def free_name(wanted: str, taken: Iterable[str], fallback: str = "") -> str:
@@ -85,25 +92,20 @@ def free_name(wanted: str, taken: Iterable[str], fallback: str = "") -> str:
     return next(c for c in candidates if c not in taken)
 
 
-def _named(text: str, taken: set[str]) -> str:
-    """A policy text of this module under the first free name (free_name), which joins `taken`."""
-    wanted = text.split("  name: ", 1)[1].split("\n", 1)[0]
-    name = free_name(wanted, taken, FALLBACK_DENY_NAME if wanted == "default-deny-ingress" else "")
-    taken.add(name)
-    return text if name == wanted else text.replace(f"  name: {wanted}\n", f"  name: {name}\n", 1)
-
-
 def default_deny_fix_yaml(namespace: str, directions: Iterable[str], dns: DnsTarget,
                           taken: Iterable[str] = ()) -> str:
     """The policies that make `namespace` default-deny for `directions`, as one multi-document
     YAML; an egress default-deny comes with the DNS allowance its pods need. Names the
     namespace's policies already have (`taken`) are not reused: applying the text would replace
     that policy. `netguard fix` names them the same way, in the same order."""
-    docs = [default_deny_yaml(namespace, d) for d in directions]
+    names, docs = set(taken), []
+    for direction in directions:
+        name = default_deny_name(direction, names)
+        names.add(name)
+        docs.append(default_deny_yaml(namespace, direction, name))
     if "Egress" in directions:
-        docs.append(dns_allowance_yaml(namespace, dns))
-    names = set(taken)
-    return "---\n".join(_named(text, names) for text in docs)
+        docs.append(dns_allowance_yaml(namespace, dns, free_name(DNS_ALLOWANCE_NAME, names)))
+    return "---\n".join(docs)
 
 
 def allow_to_ranges_yaml(namespace: str, name: str) -> str:

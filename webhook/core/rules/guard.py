@@ -57,7 +57,7 @@ def _admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext, directi
                      rule=NAME, confirm_live=True)
     found = violation(NAME,
                       messages.guard_denied(ns, name, req.operation, view.load_balancers, rule=NAME,
-                                            direction=direction),
+                                            direction=direction, taken=view.policies),
                       messages.guard_summary(ns, name, len(view.load_balancers), direction),
                       confirm_live=True)
     return apply_action(found, ctx.own.action)
