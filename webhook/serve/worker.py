@@ -38,6 +38,7 @@ from gunicorn import http
 from gunicorn import sock as gsock
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from webhook.serve import onewrite
 from webhook.serve.dropcount import dropped_counter
 from webhook.serve.intake import Intake, Limits, Progress
 from webhook.serve.resources import connection_cap, give_memory_back, pin_mmap_threshold
@@ -118,6 +119,7 @@ class NetguardWorker(ThreadWorker):
         self.held_bytes = 0
         self.dropped = dropped_counter()
         pin_mmap_threshold()
+        onewrite.install()
         self._plain_socket_class = type("BoundedSocket", (_BoundedSocket,), {"__slots__": (), "io_timeout": self.io_timeout})
         super().init_process()
 
