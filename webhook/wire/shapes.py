@@ -28,16 +28,22 @@ def _name(value: Any) -> str:
             float: "a number"}.get(type(value), type(value).__name__)
 
 
-def _scalar(test: Callable[[Any], bool], what: str) -> Shape:
+# Decoded JSON holds exact types: a value whose type is one of a shape's EXACT types is fine
+# without calling the shape (map_of skips the call; a review has dozens of such fields).
+_EXACT: dict[Shape, tuple[type, ...]] = {}
+
+
+def _scalar(test: Callable[[Any], bool], what: str, exact: tuple[type, ...]) -> Shape:
     def check(value: Any) -> Problem | None:
         return None if value is None or test(value) else ("", f"must be {what}, got {_name(value)}")
+    _EXACT[check] = exact
     return check
 
 
-STRING = _scalar(lambda v: type(v) is str or isinstance(v, str), "a string")
-INTEGER = _scalar(lambda v: type(v) is int or (isinstance(v, int) and not isinstance(v, bool)), "an integer")
-INT_OR_STRING = _scalar(lambda v: type(v) in (int, str) or isinstance(v, str)
-                        or (isinstance(v, int) and not isinstance(v, bool)), "an integer or a string")
+STRING = _scalar(lambda v: isinstance(v, str), "a string", (str,))
+INTEGER = _scalar(lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", (int,))
+INT_OR_STRING = _scalar(lambda v: isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)),
+                        "an integer or a string", (int, str))
 
 
 def list_of(item: Shape) -> Shape:
@@ -55,16 +61,16 @@ def list_of(item: Shape) -> Shape:
 
 
 def map_of(fields: Mapping[str, Shape]) -> Shape:
-    items = tuple(fields.items())
+    items = tuple((key, shape, _EXACT.get(shape, ())) for key, shape in fields.items())
 
     def check(value: Any) -> Problem | None:
         if value is None:
             return None
         if type(value) is not dict and not isinstance(value, Mapping):  # the ABC test is slow
             return "", f"must be a map, got {_name(value)}"
-        for key, shape in items:
+        for key, shape, exact in items:
             field = value.get(key)
-            if field is not None:
+            if field is not None and type(field) not in exact:
                 problem = shape(field)
                 if problem is not None:
                     return f".{key}{problem[0]}", problem[1]
