@@ -5,8 +5,9 @@ each call's record exactly once, in a `finally`, so a failing handler is recorde
 HTTP status and error). Gatekeeper's logging.go and deferred stats reporter work the same way.
 
 A serving worker writes the lines from a thread of its own (`AuditLog.start`): the request
-thread stamps the record's time and duration and queues it, and every WRITE_SECONDS the writer
-encodes what has queued and writes it in a few system calls. So a line reaches stdout within
+thread renders its record's line (a few hundred bytes: the request's objects are never kept)
+and queues it, and every WRITE_SECONDS the writer writes what has queued in a few system
+calls. So a line reaches stdout within
 about 10 ms of the answer, not before it. Nothing is lost on a graceful stop (SIGTERM drains the
 queue at exit); a worker killed outright (SIGKILL, OOM) loses the lines of its last ~10 ms, as
 it would lose what a log agent had not yet read. kube-apiserver's own audit log records every
@@ -30,7 +31,7 @@ import stat
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from webhook.core.outcome import Decision, Verdict
 from webhook.core.request import AdmissionRequest
@@ -58,19 +59,6 @@ FIELDS = (
 )
 
 
-class _Facts(NamedTuple):
-    """What an audit line says of the request (AdmissionRequest without the objects)."""
-
-    uid: str
-    operation: str
-    kind: str
-    namespace: str
-    name: str
-    user: str
-    field_manager: str
-    dry_run: bool
-
-
 class AuditRecord:
     """Collects one call's facts as the handler learns them; `finish` lays them out as FIELDS.
 
@@ -83,7 +71,7 @@ class AuditRecord:
     def __init__(self, stage: str) -> None:
         self._started = time.perf_counter()
         self._stage = stage
-        self._req: _Facts | None = None
+        self._req: AdmissionRequest | None = None
         self._decision: Decision | None = None
         self._state: str | None = None
         self._resource_version: str | None = None
@@ -101,20 +89,10 @@ class AuditRecord:
             self._duration = time.perf_counter() - self._started
 
     def request(self, req: AdmissionRequest) -> None:
-        # Only the request's own fields: a queued record must not hold the objects (an UPDATE
-        # carries two, up to megabytes) while stdout is slow.
-        self._req = _Facts(req.uid, req.operation, req.kind, req.namespace, req.name, req.user,
-                           req.field_manager, req.dry_run)
-
-    def size(self) -> int:
-        """About how many bytes this record's line will be."""
-        req, decision = self._req, self._decision
-        size = 420 + len(self._error or "")
-        if req is not None:
-            size += len(req.uid) + len(req.namespace) + len(req.name) + len(req.user) + len(req.field_manager)
-        if decision is not None:
-            size += len(decision.reason) + sum(len(w) for w in decision.warnings) + 40 * len(decision.patched_labels)
-        return size
+        # The request itself, objects included, until the line is rendered (AuditLog.write):
+        # what waits for stdout is the line, never the objects (an UPDATE carries two, up to
+        # megabytes).
+        self._req = req
 
     def decision(self, decision: Decision, state: str, resource_version: str = "") -> None:
         """The decision on the request given to `request` (called after it)."""
@@ -198,8 +176,8 @@ class AuditLog:
                  write_wait: float = WRITE_WAIT_SECONDS) -> None:
         self._stream = stream
         self._lock = threading.Lock()
-        self._queue: collections.deque[tuple[AuditRecord, int]] = collections.deque()
-        self._queued_bytes = 0  # updated under no lock: an estimate that bounds, not an account
+        self._queue: collections.deque[bytes] = collections.deque()  # rendered lines
+        self._queued_bytes = 0  # updated under no lock: a bound, not an exact account
         self._max_queued_bytes = max_queued_bytes
         self._write_wait = write_wait
         self._flush_lock = threading.Lock()  # one flush at a time keeps the queue's order
@@ -212,16 +190,15 @@ class AuditLog:
                                      "could not write audit lines; those queued until now are lost")
 
     def write(self, record: AuditRecord) -> None:
-        record.close()
+        line = _encode(record)
         if not self._queueing:
-            self._write_lines([_encode(record)])
+            self._write_lines([line])
             return
-        size = record.size()
-        if self._queued_bytes + size > self._max_queued_bytes:
+        if self._queued_bytes + len(line) > self._max_queued_bytes:
             self._drop(1, "the audit queue is full: stdout is not taking lines")
             return
-        self._queued_bytes += size
-        self._queue.append((record, size))
+        self._queued_bytes += len(line)
+        self._queue.append(line)
 
     def _drop(self, count: int, why: str) -> None:
         self.dropped += count
@@ -249,8 +226,8 @@ class AuditLog:
         with self._flush_lock:
             queued = take_queued(self._queue)
             if queued:
-                self._queued_bytes = max(0, self._queued_bytes - sum(size for _, size in queued))
-                self._write_lines([_encode(record) for record, _ in queued])
+                self._queued_bytes = max(0, self._queued_bytes - sum(map(len, queued)))
+                self._write_lines(queued)
 
     def _fd(self) -> int | None:
         stream = self._stream or sys.stdout
