@@ -102,6 +102,8 @@ class NamespaceView:
     # The same for egress (PolicySummary.open_outside_egress); empty for almost every namespace.
     _egress_cancelling: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _egress_open_families: frozenset[str] = field(init=False, repr=False, compare=False)
+    # `fingerprint`, made when first asked for: the offer cache and the live confirmation key on it.
+    _fingerprint: "tuple[Any, ...] | None" = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         guards = cancelling = egress_cancelling = ()
@@ -131,9 +133,13 @@ class NamespaceView:
     def fingerprint(self) -> tuple[Any, ...]:
         """What the view holds, as a hashable value: two views with equal fingerprints give
         every rule the same answer, whatever their resourceVersion or source."""
-        return (frozenset(self.labels.items()), frozenset(self.policies.items()),
-                self.load_balancers, self.cluster, self.known, self.complete,
-                tuple(d.fingerprint for d in self.dependents))
+        made = self._fingerprint
+        if made is None:  # a view never changes: made once
+            made = (frozenset(self.labels.items()), frozenset(self.policies.items()),
+                    self.load_balancers, self.cluster, self.known, self.complete,
+                    tuple(d.fingerprint for d in self.dependents))
+            object.__setattr__(self, "_fingerprint", made)
+        return made
 
     def may_hold_load_balancers(self) -> bool:
         return bool(self.load_balancers) or not self.complete

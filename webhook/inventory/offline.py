@@ -51,6 +51,9 @@ def _vet(m: Manifest) -> list[str]:
     return []
 
 
+EMPTY_VIEWS_KEPT = 1024
+
+
 class OfflineInventory:
     lags = False  # nothing to confirm live: see Inventory.lags
     def __init__(self, objects: Iterable[Mapping[str, Any]] = (), required_labels: Iterable[str] = ()) -> None:
@@ -64,6 +67,7 @@ class OfflineInventory:
         self._cluster = cluster_summaries(objects)
         self._attach = ClusterAttacher()
         self._views: dict[str, NamespaceView] = build_views_of(objects, self._required)
+        self._empty: dict[str, NamespaceView] = {}
 
     @classmethod
     def from_path(cls, root: str | Path | None, required_labels: Iterable[str] = ()) -> "OfflineInventory":
@@ -78,7 +82,18 @@ class OfflineInventory:
         return self._attach(self._stored(namespace), self._cluster)
 
     def _stored(self, namespace: str) -> NamespaceView:
-        return self._views.get(namespace) or NamespaceView(name=namespace)
+        view = self._views.get(namespace)
+        if view is not None:
+            return view
+        # A namespace the files do not name reads as empty. The same empty view each time, so
+        # what is worked out from a view once (its fingerprint, its cluster-wide policies) is
+        # not worked out again on every request for it. Bounded: any namespace name can come.
+        empty = self._empty.get(namespace)
+        if empty is None:
+            if len(self._empty) >= EMPTY_VIEWS_KEPT:
+                self._empty.clear()
+            empty = self._empty[namespace] = NamespaceView(name=namespace)
+        return empty
 
     def confirm(self, namespace: str) -> NamespaceView:
         # Nothing lags here: the files and the observed requests are the whole truth.

@@ -85,12 +85,25 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
 
 
 def _fix_settings(ctx: RuleContext) -> fixpolicies.FixSettings:
-    return fixpolicies.FixSettings(ctx.labels, ctx.egress, ctx.own.source_ranges == SourceRangesMode.WARN)
+    # Kept per context (a configuration's contexts live as long as it): the settings are part
+    # of the offer cache's key, and a fresh one per denial was built and hashed field by field.
+    known = _FIX_SETTINGS.get(id(ctx))
+    if known is not None and known[0] is ctx:
+        return known[1]
+    made = fixpolicies.FixSettings(ctx.labels, ctx.egress, ctx.own.source_ranges == SourceRangesMode.WARN)
+    if len(_FIX_SETTINGS) >= 64:  # configurations come and go (reloads, tests): bounded
+        _FIX_SETTINGS.clear()
+    _FIX_SETTINGS[id(ctx)] = (ctx, made)  # holding ctx keeps its id from being reused
+    return made
+
+
+_FIX_SETTINGS: dict[int, tuple[RuleContext, fixpolicies.FixSettings]] = {}
+_ANY_NAMESPACE = netpol.frozen_selector({})
 
 
 def _labels_unknown(view: NamespaceView, ctx: RuleContext) -> bool:
     """egress.namespaceSelector was taken to select a namespace whose labels are unknown."""
-    return not view.known and ctx.egress.namespace_selector != netpol.frozen_selector({})
+    return not view.known and ctx.egress.namespace_selector != _ANY_NAMESPACE
 
 
 def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> list[str]:
