@@ -9,7 +9,6 @@ from webhook.core import clusterpolicy, messages
 from webhook.core.labels import POLICY_TYPE, desired_changes
 from webhook.core.outcome import Decision, allow, combine, patched, violation
 from webhook.core.patches import label_patch
-from webhook.core.registry import RULES
 from webhook.core.request import AdmissionRequest
 from webhook.core.settings import Settings
 from webhook.core.view import NamespaceView
@@ -38,7 +37,7 @@ def validate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> 
     skipped = _skip(req, settings)
     if skipped:
         return skipped
-    answers = [d for rule in RULES if (d := rule.admit(req, view, settings.context(rule.name))) is not None]
+    answers = [d for admit, ctx in settings.admitters if (d := admit(req, view, ctx)) is not None]
     return combine(answers, f"no netguard rule applies to {req.operation} of a {req.kind}")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from webhook.core import registry
 from webhook.core.egress import EgressSettings
@@ -49,6 +49,9 @@ class Settings:
     egress: EgressSettings = field(default_factory=EgressSettings)
     # What each rule is handed on every call, built once.
     _contexts: Mapping[str, RuleContext] = field(init=False, repr=False, compare=False, hash=False)
+    # (rule's admit, its context) in the rules' order: what `decide.validate` walks on every call.
+    admitters: tuple[tuple[Callable[..., Any], RuleContext], ...] = field(
+        init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -64,6 +67,7 @@ class Settings:
         object.__setattr__(self, "rules", types.MappingProxyType(rules))
         object.__setattr__(self, "_contexts", types.MappingProxyType(
             {name: RuleContext(own, self.labels, self.egress) for name, own in rules.items()}))
+        object.__setattr__(self, "admitters", tuple((rule.admit, self._contexts[rule.name]) for rule in registry.RULES))
 
     def rule(self, name: str) -> RuleSettings:
         """The settings of rule `name`; KeyError for a name that is not a registered rule."""

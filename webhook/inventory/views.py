@@ -32,7 +32,8 @@ Summarize = Callable[[Mapping[str, Any]], PolicySummary]
 
 def metadata_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     metadata = obj.get("metadata")
-    return metadata if isinstance(metadata, Mapping) else {}
+    # The exact-type test first: decoded JSON is plain dicts, and the ABC isinstance is slow.
+    return metadata if type(metadata) is dict or isinstance(metadata, Mapping) else {}
 
 
 def namespace_of(obj: Mapping[str, Any]) -> str:
