@@ -46,7 +46,7 @@ COUNT_CONTAINERS_FROM = 2 * MAX_CONTAINERS  # `{}` is two bytes: a shorter body 
 def read_review(environ: dict[str, Any], limit: int) -> Any:
     """The decoded body, or MalformedReview with the HTTP status that says what is wrong."""
     content_type = environ.get("CONTENT_TYPE", "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+    if content_type != "application/json" and content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise MalformedReview(f"Content-Type must be application/json, got {content_type or 'none'!r}", 415)
     length = environ.get("CONTENT_LENGTH") or ""
     if length:

@@ -47,15 +47,18 @@ INT_OR_STRING = _scalar(lambda v: isinstance(v, str) or (isinstance(v, int) and 
 
 
 def list_of(item: Shape) -> Shape:
+    exact = _EXACT.get(item, ())
+
     def check(value: Any) -> Problem | None:
         if value is None:
             return None
         if type(value) is not list:
             return "", f"must be a list, got {_name(value)}"
         for index, element in enumerate(value):
-            problem = item(element)
-            if problem is not None:
-                return f"[{index}]{problem[0]}", problem[1]
+            if type(element) not in exact:
+                problem = item(element)
+                if problem is not None:
+                    return f"[{index}]{problem[0]}", problem[1]
         return None
     return check
 
