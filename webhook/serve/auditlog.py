@@ -136,7 +136,9 @@ class AuditRecord:
 
 
 def _milliseconds(seconds: float) -> float:
-    return round(seconds * 1000, 3)
+    # Whole microseconds, in milliseconds: the float round(seconds * 1000, 3) gives, without its
+    # decimal rounding (3x slower; every audit line has one).
+    return round(seconds * 1_000_000) / 1000
 
 
 def _timestamp(now: float) -> str:
