@@ -52,7 +52,7 @@ def policy_type(policy: Mapping[str, Any]) -> str:
 
 
 def _direction_label(prefix: str, directions: frozenset[str]) -> str:
-    if directions == {netpol.INGRESS, netpol.EGRESS}:
+    if directions == netpol.BOTH:
         return f"{prefix}-all"
     return f"{prefix}-{next(iter(directions)).lower()}"
 

@@ -15,6 +15,7 @@ from typing import Any
 
 INGRESS = "Ingress"
 EGRESS = "Egress"
+BOTH, ONLY_INGRESS, NEITHER = frozenset({INGRESS, EGRESS}), frozenset({INGRESS}), frozenset()
 
 
 def selects_all(selector: Mapping[str, Any] | None) -> bool:
@@ -31,8 +32,8 @@ def effective_policy_types(spec: Mapping[str, Any]) -> frozenset[str]:
     """
     declared = spec.get("policyTypes")
     if declared:
-        return frozenset(t for t in declared if t in (INGRESS, EGRESS))
-    return frozenset({INGRESS, EGRESS} if spec.get("egress") else {INGRESS})
+        return frozenset([t for t in declared if t in (INGRESS, EGRESS)])
+    return BOTH if spec.get("egress") else ONLY_INGRESS
 
 
 def _rules(spec: Mapping[str, Any], direction: str) -> list[Any]:
@@ -42,14 +43,15 @@ def _rules(spec: Mapping[str, Any], direction: str) -> list[Any]:
 
 def isolated_directions(spec: Mapping[str, Any]) -> frozenset[str]:
     """Directions in which the pods this policy selects (whichever they are) get nothing from it."""
-    return frozenset(d for d in effective_policy_types(spec) if not _rules(spec, d))
+    # `not spec.get(...)` is `not _rules(...)` without the copy: every policy is labelled with this.
+    return frozenset([d for d in effective_policy_types(spec) if not spec.get(d.lower())])
 
 
 def default_deny_directions(spec: Mapping[str, Any]) -> frozenset[str]:
     """Directions this policy denies by default: it selects every pod, covers D, has no D rules."""
     if not selects_all(spec.get("podSelector")):
-        return frozenset()
-    return frozenset(d for d in effective_policy_types(spec) if not _rules(spec, d))
+        return NEITHER
+    return isolated_directions(spec)
 
 
 # ------------------------------------------------------------------ what admits outside traffic

@@ -23,10 +23,11 @@ def label_patch(obj: Mapping[str, Any], changes: Mapping[str, str]) -> list[dict
     if not changes:
         return []
     metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
+    # The exact-type tests first: decoded JSON is plain dicts, and the ABC isinstance is slow.
+    if type(metadata) is not dict and not isinstance(metadata, Mapping):
         return [{"op": "add", "path": "/metadata", "value": {"labels": dict(changes)}}]
     labels = metadata.get("labels")
-    if not isinstance(labels, Mapping):
+    if type(labels) is not dict and not isinstance(labels, Mapping):
         return [{"op": "add", "path": "/metadata/labels", "value": dict(changes)}]
     return [{"op": "replace" if key in labels else "add",
              "path": f"/metadata/labels/{escape(key)}", "value": value}
