@@ -49,6 +49,10 @@ LINGER_SECONDS = 2.0
 # What a partial request may still take once SIGTERM arrived: the worker must exit in about 2 s.
 STOP_GRACE_SECONDS = 1.0
 MAX_LINGERING = 256
+# gthread's loop does its housekeeping on every turn, and under load a turn is one or two
+# requests: the heartbeat (a utime system call), the parent check (getppid) and the deadline
+# scans ran about once per request. The deadlines are seconds and the arbiter's timeout 30 s.
+HOUSEKEEPING_SECONDS = 0.1
 
 
 class BoundedBlocking:
@@ -325,10 +329,29 @@ class NetguardWorker(ThreadWorker):
 
     # -- deadlines and stopping -------------------------------------------------------------
 
+    _next_notify = _next_parent_check = _next_scan = 0.0  # monotonic times: due at once
+
+    def notify(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_notify:
+            self._next_notify = now + HOUSEKEEPING_SECONDS
+            super().notify()
+
+    def is_parent_alive(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_parent_check:
+            return True
+        self._next_parent_check = now + HOUSEKEEPING_SECONDS
+        return super().is_parent_alive()
+
     def murder_pending(self) -> None:
-        """Called by gthread's loop about once a second, and while stopping."""
+        """Called on every turn of gthread's loop, running and stopping; the scans here run at
+        most every HOUSEKEEPING_SECONDS (each walks every connection in intake)."""
         super().murder_pending()
         now = time.monotonic()
+        if now < self._next_scan:
+            return
+        self._next_scan = now + HOUSEKEEPING_SECONDS
         for intake in [i for i in self.intakes.values() if i.deadline <= now]:
             log.debug("netguard: dropped a connection that did not deliver a request in time")
             self._close_intake(intake)

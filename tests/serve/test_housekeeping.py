@@ -1,0 +1,85 @@
+"""The worker's housekeeping runs every HOUSEKEEPING_SECONDS, not on every turn of gthread's
+loop (webhook/serve/worker.py): under load a turn is one or two requests, and each turn made a
+utime and a getppid system call and walked every connection in intake."""
+
+from __future__ import annotations
+
+import collections
+import os
+
+import pytest
+
+from webhook.serve import worker
+from webhook.serve.worker import HOUSEKEEPING_SECONDS, NetguardWorker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(worker.time, "monotonic", fake)
+    return fake
+
+
+class Heartbeat:
+    def __init__(self) -> None:
+        self.beats = 0
+
+    def notify(self) -> None:
+        self.beats += 1
+
+
+def _worker() -> NetguardWorker:
+    # Only what the three methods read: the worker is never run here.
+    made = NetguardWorker.__new__(NetguardWorker)
+    made.tmp = Heartbeat()
+    made.ppid = os.getppid()
+    made.log = type("Log", (), {"info": staticmethod(lambda *a: None)})()
+    made.pending_conns = collections.deque()
+    made.intakes = collections.OrderedDict()
+    made.lingering = collections.OrderedDict()
+    made.alive = True
+    return made
+
+
+def test_the_heartbeat_is_written_once_per_interval_however_many_turns(clock):
+    made = _worker()
+    for _ in range(1000):
+        made.notify()
+    assert made.tmp.beats == 1  # before, 1,000 utime calls
+    clock.now += HOUSEKEEPING_SECONDS
+    made.notify()
+    assert made.tmp.beats == 2
+
+
+def test_the_parent_is_checked_once_per_interval_and_a_change_still_seen(clock, monkeypatch):
+    made = _worker()
+    calls = []
+    real = os.getppid
+    monkeypatch.setattr(os, "getppid", lambda: calls.append(1) or real())
+    assert all(made.is_parent_alive() for _ in range(1000))
+    assert len(calls) == 1
+    made.ppid = -1  # the arbiter died: the worker was adopted by another process
+    assert made.is_parent_alive()  # not checked again within the interval
+    clock.now += HOUSEKEEPING_SECONDS
+    assert not made.is_parent_alive()
+
+
+def test_deadline_scans_run_once_per_interval_and_still_drop_the_late(clock, monkeypatch):
+    made = _worker()
+    closed = []
+    monkeypatch.setattr(NetguardWorker, "_stop_lingering", lambda self, sock: closed.append(sock) or self.lingering.pop(sock))
+    made.murder_pending()  # the first scan: nothing is late yet
+    made.lingering["late"] = clock.now - 1
+    made.murder_pending()
+    assert closed == []  # within the interval: no scan
+    clock.now += HOUSEKEEPING_SECONDS
+    made.murder_pending()
+    assert closed == ["late"]
