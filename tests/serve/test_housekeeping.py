@@ -83,3 +83,41 @@ def test_deadline_scans_run_once_per_interval_and_still_drop_the_late(clock, mon
     clock.now += HOUSEKEEPING_SECONDS
     made.murder_pending()
     assert closed == ["late"]
+
+
+# -- SIGTERM: who keeps the grace ------------------------------------------------------------
+
+class Conn:
+    def __init__(self, answered_at: float, timeout: float) -> None:
+        self.answered_at, self.timeout = answered_at, timeout
+        self.sock = object()
+        self.closed = False
+
+    def close(self, graceful: bool = False) -> None:
+        self.closed = True
+
+
+class Poller:
+    def unregister(self, sock) -> None:
+        pass
+
+
+def test_a_connection_answered_after_sigterm_keeps_its_grace(clock):
+    """The answer to a request in flight at SIGTERM goes out with keep-alive, and gthread cuts
+    that connection's timeout to 2 s before netguard's stop logic runs. netguard read its idle
+    time off the timeout, took it for a connection idle for two minutes and closed it at once,
+    while its client was already sending the next request (bench/sigterm.py: a few failed
+    requests in most trials)."""
+    made = _worker()
+    made.cfg = type("Cfg", (), {"keepalive": 120})()
+    made.poller = Poller()
+    made.keepalived_conns = collections.deque()
+    idle = Conn(answered_at=clock.now - 30, timeout=clock.now - 30 + 120)
+    busy = Conn(answered_at=clock.now - 0.005, timeout=clock.now + 2.0)  # cut by gthread
+    made.keepalived_conns.extend([idle, busy])
+    made.nr_conns = 2
+    made.alive = False
+    made._cap_keepalive(clock.now + 2.0)
+    assert idle.closed  # idle for longer than the grace: closed at once
+    assert not busy.closed and busy.timeout <= clock.now + worker.STOP_GRACE_SECONDS
+    assert list(made.keepalived_conns) == [busy] and made.nr_conns == 1

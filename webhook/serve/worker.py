@@ -98,6 +98,7 @@ class _Conn(TConn):
     large = False
     close_after = False  # the body was over the limit: answer, then close without draining
     whole = False  # the intake read the request to its end: a drain reads memory only
+    answered_at = 0.0  # monotonic time its last request was answered (it is idle since)
 
     def close(self, graceful: bool = False) -> None:
         if graceful and self.worker is not None:
@@ -264,6 +265,7 @@ class NetguardWorker(ThreadWorker):
     # -- after a request --------------------------------------------------------------------
 
     def finish_request(self, conn: Any, fs: Any) -> None:
+        conn.answered_at = time.monotonic()
         self.held_bytes -= conn.intake_bytes
         conn.intake_bytes = 0
         if conn.large:
@@ -369,9 +371,11 @@ class NetguardWorker(ThreadWorker):
         # The deque is ordered by when each connection went idle: the long idle ones are a prefix,
         # so the order (which murder_keepalived relies on) holds. A connection idle for less than
         # the grace is probably in use, its next request on the wire: it is answered with
-        # "Connection: close" if that request comes within the grace.
+        # "Connection: close" if that request comes within the grace. How long it has been idle
+        # is its own record, not its timeout: a connection answered after SIGTERM but before this
+        # ran had its timeout cut by gthread already, and read as idle for two minutes.
         for conn in self.keepalived_conns:
-            idle_for = now - (conn.timeout - self.cfg.keepalive)
+            idle_for = now - conn.answered_at
             conn.timeout = now if idle_for > STOP_GRACE_SECONDS else min(conn.timeout, now + STOP_GRACE_SECONDS)
         self.murder_keepalived()
         for intake in list(self.intakes.values()):
