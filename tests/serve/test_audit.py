@@ -184,8 +184,36 @@ def test_the_writer_joins_lines_into_few_system_calls(tmp_path, monkeypatch):
         monkeypatch.setattr(os, "write", counted)
         log.stop()
     assert len(_lines_in(path)) == 100
-    # About 400 bytes a line: ten lines to a write of at most PIPE_BUF.
-    assert 1 < len(calls) <= 11 and max(calls) <= select.PIPE_BUF
+    # A regular file takes the batch in one write (before, one per PIPE_BUF: eleven here).
+    assert calls == [path.stat().st_size]
+
+
+def test_the_writer_writes_a_pipe_in_whole_lines_of_at_most_pipe_buf(monkeypatch):
+    calls = []
+    real_write = os.write
+    read, write = os.pipe()
+    try:
+        stream = os.fdopen(write, "w", closefd=False)
+        log = AuditLog(stream)
+        log.start(interval=3600)
+        for i in range(100):
+            log.write(_record(0, i, 10))
+        monkeypatch.setattr(os, "write", lambda fd, data: calls.append(data) or real_write(fd, data))
+        os.set_blocking(read, False)
+        log.stop()
+        data = b""
+        while True:
+            try:
+                chunk = os.read(read, 1 << 16)
+            except BlockingIOError:
+                break
+            data += chunk
+    finally:
+        os.close(read)
+        os.close(write)
+    assert len(data.splitlines()) == 100 and b"".join(calls) == data
+    # About 600 bytes a line: a few lines to a write, each ending on a whole line.
+    assert 1 < len(calls) <= 20 and all(len(c) <= select.PIPE_BUF and c.endswith(b"\n") for c in calls)
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking_the_caller(tmp_path):

@@ -14,9 +14,8 @@ it would lose what a log agent had not yet read. kube-apiserver's own audit log 
 decision anyway, through the `auditAnnotations` of each answer. Why: encoding and writing each
 line on the request thread, with a system call that hands the GIL to another thread and waits
 to get it back, cost 20-30 µs of CPU per call under load, a tenth of netguard's throughput
-(bench/README.md, Profile). A writer that falls far behind (a log reader that stopped reading)
-makes callers write their own lines again, so memory stays bounded and the old back-pressure
-returns.
+(bench/README.md, Profile). A queue that stdout does not drain (a log reader that stopped
+reading) is bounded in bytes: lines past the bound are dropped and counted (AuditLog.write).
 """
 
 from __future__ import annotations
@@ -162,11 +161,11 @@ _second: tuple[int, str] = (-1, "")
 class AuditLog:
     """Writes records as JSON lines: queued to a writer thread once `start`ed, else at once.
 
-    To a real file descriptor (stdout in production) lines go out in os.write calls of whole
-    lines, at most PIPE_BUF (4096) bytes each, nearly all of them without a lock: POSIX makes
-    such a write to a pipe atomic and whole, and Linux serialises writes to one open file, so
-    lines from other threads (or from the other gunicorn workers, which share the descriptor)
-    never cut into them. A longer line is written alone, under the lock, in parts if the pipe
+    To a pipe (stdout in production) lines go out in os.write calls of whole lines, at most
+    PIPE_BUF (4096) bytes each, nearly all of them without a lock: POSIX makes such a write to a
+    pipe atomic and whole, so lines from other threads (or from the other gunicorn workers,
+    which share the descriptor) never cut into them. To a regular file a batch is one write:
+    Linux serialises writes to one open file, whatever their size. A longer line is written alone, under the lock, in parts if the pipe
     takes it in parts: it cannot interleave with this process's long lines, but (as always with
     pipes) it can with the other workers'. A write cut short by a full disk is cut off the file
     again, back to its last whole line (`_cut_back`), so a file holds whole lines only; through
@@ -246,15 +245,20 @@ class AuditLog:
                 stream.write(b"".join(lines).decode())
                 stream.flush()
             return
-        chunks = list(_whole_lines_up_to_pipe_buf(lines))
+        # A regular file takes the whole batch in one write (Linux serialises writes to one open
+        # file, whatever their size, and a disk is always ready); a pipe takes writes of whole
+        # lines of at most PIPE_BUF, each once it has room. Looked up once per batch: per write,
+        # the fstat, lseek and select cost more than the write itself.
+        regular = _is_regular(fd)
+        chunks = [b"".join(lines)] if regular else list(_whole_lines_up_to_pipe_buf(lines))
         for index, data in enumerate(chunks):
             if self._torn:
                 data = b"\n" + data  # end the fragment a cut-short write left, so no line is glued to it
-            if not self._writable(fd):
+            if not regular and not self._writable(fd):
                 self._drop(sum(c.count(b"\n") for c in chunks[index:]),
                            f"stdout took no line for {self._write_wait:g} s")
                 return
-            start = _file_offset(fd)
+            start = _file_offset(fd) if regular else None
             written, problem = self._write_all(fd, data)
             if written == len(data):
                 self._torn = False
@@ -302,10 +306,18 @@ class AuditLog:
         return written
 
 
-def _file_offset(fd: int) -> int | None:
-    """Where the next write lands, for a regular file; None for a pipe or a terminal."""
+def _is_regular(fd: int) -> bool:
+    """A regular file (not a pipe, a terminal or another special file)."""
     try:
-        return os.lseek(fd, 0, os.SEEK_CUR) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _file_offset(fd: int) -> int | None:
+    """Where the next write to a regular file lands (None if it cannot be told)."""
+    try:
+        return os.lseek(fd, 0, os.SEEK_CUR)
     except OSError:
         return None
 
