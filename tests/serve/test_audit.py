@@ -188,6 +188,20 @@ def test_the_writer_joins_lines_into_few_system_calls(tmp_path, monkeypatch):
     assert calls == [path.stat().st_size]
 
 
+def _drain(read: int) -> bytes:
+    """What a pipe holds now (every writer done), read without blocking."""
+    os.set_blocking(read, False)
+    data = b""
+    while True:  # bounded: the pipe holds at most its 64 KiB and nobody writes any more
+        try:
+            chunk = os.read(read, 1 << 16)
+        except BlockingIOError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
 def test_the_writer_writes_a_pipe_in_whole_lines_of_at_most_pipe_buf(monkeypatch):
     calls = []
     real_write = os.write
@@ -199,15 +213,8 @@ def test_the_writer_writes_a_pipe_in_whole_lines_of_at_most_pipe_buf(monkeypatch
         for i in range(100):
             log.write(_record(0, i, 10))
         monkeypatch.setattr(os, "write", lambda fd, data: calls.append(data) or real_write(fd, data))
-        os.set_blocking(read, False)
         log.stop()
-        data = b""
-        while True:
-            try:
-                chunk = os.read(read, 1 << 16)
-            except BlockingIOError:
-                break
-            data += chunk
+        data = _drain(read)
     finally:
         os.close(read)
         os.close(write)
@@ -248,16 +255,7 @@ def test_a_stalled_pipe_never_blocks_admission_and_lines_stay_whole():
             time.sleep(0.05)
         assert log.dropped > 0
         log.stop()
-        os.set_blocking(read, False)
-        data = b""
-        while True:
-            try:
-                chunk = os.read(read, 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            data += chunk
+        data = _drain(read)
         lines = data.split(b"\n")
         assert lines[-1] == b""  # ends on a whole line
         parsed = [json.loads(line) for line in lines[:-1]]  # every line is whole JSON
