@@ -7,14 +7,13 @@ HTTP status and error). Gatekeeper's logging.go and deferred stats reporter work
 A serving worker writes the lines from a thread of its own (`AuditLog.start`): the request
 thread renders its record's line (a few hundred bytes: the request's objects are never kept)
 and queues it, and every WRITE_SECONDS the writer writes what has queued in a few system
-calls. So a line reaches stdout within
-about 10 ms of the answer, not before it. Nothing is lost on a graceful stop (SIGTERM drains the
-queue at exit); a worker killed outright (SIGKILL, OOM) loses the lines of its last ~10 ms, as
-it would lose what a log agent had not yet read. kube-apiserver's own audit log records every
-decision anyway, through the `auditAnnotations` of each answer. Why: encoding and writing each
-line on the request thread, with a system call that hands the GIL to another thread and waits
-to get it back, cost 20-30 µs of CPU per call under load, a tenth of netguard's throughput
-(bench/README.md, Profile). A queue that stdout does not drain (a log reader that stopped
+calls. So a line reaches stdout within about 10 ms of the answer, not before it. Nothing is
+lost on a graceful stop (SIGTERM drains the queue at exit); a worker killed outright (SIGKILL,
+OOM) loses the lines of its last ~10 ms, as it would lose what a log agent had not yet read.
+kube-apiserver's own audit log records every decision anyway, through the `auditAnnotations` of
+each answer. Why: writing each line on the request thread, with a system call that hands the
+GIL to another thread and waits to get it back, cost 20-30 µs of CPU per call under load, a
+tenth of netguard's throughput (bench/README.md, Profile). A queue that stdout does not drain (a log reader that stopped
 reading) is bounded in bytes: lines past the bound are dropped and counted (AuditLog.write).
 """
 
@@ -164,10 +163,10 @@ class AuditLog:
     To a pipe (stdout in production) lines go out in os.write calls of whole lines, at most
     PIPE_BUF (4096) bytes each, nearly all of them without a lock: POSIX makes such a write to a
     pipe atomic and whole, so lines from other threads (or from the other gunicorn workers,
-    which share the descriptor) never cut into them. To a regular file a batch is one write:
-    Linux serialises writes to one open file, whatever their size. A longer line is written alone, under the lock, in parts if the pipe
-    takes it in parts: it cannot interleave with this process's long lines, but (as always with
-    pipes) it can with the other workers'. A write cut short by a full disk is cut off the file
+    which share the descriptor) never cut into them. A longer line is written alone, under the
+    lock, in parts if the pipe takes it in parts: it cannot interleave with this process's long
+    lines, but (as always with pipes) it can with the other workers'. To a regular file a batch
+    is one write: Linux serialises writes to one open file, whatever their size. A write cut short by a full disk is cut off the file
     again, back to its last whole line (`_cut_back`), so a file holds whole lines only; through
     a pipe, where bytes cannot be taken back, the next write starts on a new line. Other streams
     (tests) get an ordinary write and flush.
