@@ -68,3 +68,60 @@ def test_another_groups_network_policy_is_not_held_to_these_shapes():
     assert parse_review(make_review(kind="NetworkPolicy", group="projectcalico.org", obj=other)).object["spec"] == spec
     with pytest.raises(MalformedReview):
         parse_review(make_review(kind="NetworkPolicy", obj=policy("calico", spec)))
+
+
+# -- specs found fine, known again by their JSON (shapes.spec_problem, decoded=True) ------------
+
+import datetime  # noqa: E402
+
+from webhook.wire import jsoncodec, shapes  # noqa: E402
+
+
+def _decoded(spec):
+    """A Service with this spec as kube-apiserver's body decodes: JSON's own types only."""
+    return jsoncodec.loads(jsoncodec.dumps({"metadata": {"name": "web"}, "spec": spec}))
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    monkeypatch.setattr(shapes, "_FINE", {})
+    return shapes._FINE
+
+
+def test_a_fine_spec_is_kept_and_a_bad_one_refused_as_before(fresh):
+    good = _decoded({"type": "LoadBalancer", "ports": [{"port": 80}]})
+    assert shapes.spec_problem("", "Service", good, "request.object", decoded=True) is None
+    assert len(fresh) == 1
+    assert shapes.spec_problem("", "Service", good, "request.object", decoded=True) is None  # known
+    bad = _decoded({"type": "LoadBalancer", "ports": [{"port": "80"}]})
+    for _ in range(2):  # a refusal is never kept: worked out, and worded, each time
+        assert shapes.spec_problem("", "Service", bad, "request.oldObject", decoded=True) == \
+            "request.oldObject.spec.ports[0].port must be an integer, got a string"
+    assert len(fresh) == 1
+
+
+def test_objects_not_decoded_from_json_are_always_walked(fresh):
+    # A YAML date encodes like its string: known by its encoding, the date would pass.
+    as_string = _decoded({"loadBalancerClass": "2024-01-01"})
+    assert shapes.spec_problem("", "Service", as_string, "object", decoded=True) is None
+    as_date = {"metadata": {"name": "web"}, "spec": {"loadBalancerClass": datetime.date(2024, 1, 1)}}
+    assert shapes.spec_problem("", "Service", as_date, "object") == \
+        "object.spec.loadBalancerClass must be a string, got date"
+    as_tuple = {"spec": {"ports": ({"port": 80},)}}  # a tuple encodes like a list
+    assert shapes.spec_problem("", "Service", _decoded({"ports": [{"port": 80}]}), "object", decoded=True) is None
+    assert shapes.spec_problem("", "Service", as_tuple, "object") == "object.spec.ports must be a list, got tuple"
+
+
+def test_the_kept_specs_are_bounded_in_count_and_size(fresh):
+    for n in range(shapes.FINE_KEPT + 5):
+        shapes.spec_problem("", "Service", _decoded({"ports": [{"port": n}]}), "object", decoded=True)
+    assert 0 < len(fresh) <= shapes.FINE_KEPT
+    fresh.clear()
+    big = _decoded({"loadBalancerSourceRanges": [f"10.0.{i // 256}.{i % 256}/32" for i in range(500)]})
+    assert shapes.spec_problem("", "Service", big, "object", decoded=True) is None
+    assert fresh == {}  # over FINE_SPEC_BYTES: walked each time, never kept
+
+
+def test_the_server_path_parses_reviews_as_decoded_json():
+    body = jsoncodec.dumps(make_review(obj=LB))
+    assert parse_review(jsoncodec.loads(body), decoded=True) == parse_review(jsoncodec.loads(body))

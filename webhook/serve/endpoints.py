@@ -125,7 +125,7 @@ class AdmissionEndpoints:
         req = decision = None
         status = 200
         try:
-            req = parse_review(read_review(environ, self.limit))
+            req = parse_review(read_review(environ, self.limit), decoded=True)
             record.request(req)
             evaluation = self.admission.evaluate(stage, req)
             decision = evaluation.decision

@@ -40,13 +40,14 @@ def _get(mapping: Mapping[str, Any], key: str, kind: type, where: str,
     return value
 
 
-def parse_review(body: Any) -> AdmissionRequest:
+def parse_review(body: Any, decoded: bool = False) -> AdmissionRequest:
     """Validate the shape of a decoded AdmissionReview (webhook/wire/types.py ReviewRequest)
     and return its request.
 
     Only the fields netguard reads are checked, but each is checked for type, so no rule ever
     sees a list where it expects a map: the request's own fields here, the reviewed objects'
-    metadata and spec in `check_object` and webhook/wire/shapes.py.
+    metadata and spec in `check_object` and webhook/wire/shapes.py. `decoded`: the body is
+    decoded JSON (jsoncodec.loads), not objects built from YAML or Python (`shapes.spec_problem`).
     """
     if not isinstance(body, dict):
         raise MalformedReview("body must be a JSON object (an AdmissionReview)")
@@ -89,9 +90,9 @@ def parse_review(body: Any) -> AdmissionRequest:
         kind_name = _get(kind, "kind", str, "request.kind", required=True)
     group = _optional_str(kind, "group", "request.kind")
     if obj is not None:
-        check_object(group, kind_name, obj, "request.object")
+        check_object(group, kind_name, obj, "request.object", decoded)
     if old is not None:
-        check_object(group, kind_name, old, "request.oldObject")
+        check_object(group, kind_name, old, "request.oldObject", decoded)
     user_info = get("userInfo")
     if type(user_info) is not dict:
         user_info = _get(request, "userInfo", dict, "request") or {}
@@ -121,7 +122,7 @@ def _optional_str(mapping: Mapping[str, Any], key: str, where: str) -> str:
     return _get(mapping, key, str, where) or ""
 
 
-def check_object(group: str, kind: str, obj: Mapping[str, Any], where: str) -> None:
+def check_object(group: str, kind: str, obj: Mapping[str, Any], where: str, decoded: bool = False) -> None:
     """Labels and annotations must be maps of strings (the rules index them directly), and the
     spec of a reviewed kind must have its API shape (webhook/wire/shapes.py)."""
     metadata = obj.get("metadata")
@@ -141,6 +142,6 @@ def check_object(group: str, kind: str, obj: Mapping[str, Any], where: str) -> N
     if spec is not None:
         if type(spec.get("type")) is not str:
             _get(spec, "type", str, f"{where}.spec")
-        problem = shapes.spec_problem(group, kind, obj, where)
+        problem = shapes.spec_problem(group, kind, obj, where, decoded)
         if problem:
             raise MalformedReview(problem)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+import orjson
+
 # A shape checks one value and returns None when it is fine, else (path below the value, what is
 # wrong). The path is only built on the way back up from a problem: checking a good object (every
 # real request) formats no string. null is accepted everywhere (the API omits empty fields; JSON
@@ -128,8 +130,42 @@ SPECS: Mapping[tuple[str, str], Shape] = {
 }
 
 
-def spec_problem(group: str, kind: str, obj: Mapping[str, Any], where: str) -> str | None:
-    """What is wrong with the spec of an object of this kind, or None (also for other kinds)."""
+def spec_problem(group: str, kind: str, obj: Mapping[str, Any], where: str, decoded: bool = False) -> str | None:
+    """What is wrong with the spec of an object of this kind, or None (also for other kinds).
+
+    `decoded`: the object comes from decoded JSON (a request's body), so it holds JSON's own
+    types only, and a spec found fine can be known again by its encoding. Objects from YAML or
+    from Python may hold dates, tuples or enums that encode like a string or a list: they are
+    always walked."""
     shape = SPECS.get((group, kind))
-    problem = shape(obj.get("spec")) if shape is not None else None
-    return None if problem is None else f"{where}.spec{problem[0]} {problem[1]}"
+    spec = obj.get("spec")
+    if shape is None or spec is None:
+        return None
+    key = _fine_key(group, kind, spec) if decoded else None
+    if key is not None and key in _FINE:
+        return None
+    problem = shape(spec)
+    if problem is not None:
+        return f"{where}.spec{problem[0]} {problem[1]}"
+    if key is not None:
+        if len(_FINE) >= FINE_KEPT:
+            _FINE.clear()
+        _FINE[key] = None
+    return None
+
+
+# Specs already found fine, by their exact JSON: every apply of an object is reviewed twice with
+# the same spec (the mutating webhook, then the validating one), and a GitOps sync sends it again
+# and again. Encoding a small spec costs a fraction of walking its shape. Only fine specs are
+# kept, so a refusal is always worked out (and worded) afresh; bounded in count and in size.
+FINE_KEPT = 1024
+FINE_SPEC_BYTES = 2048
+_FINE: dict[tuple[str, str, bytes], None] = {}
+
+
+def _fine_key(group: str, kind: str, spec: Any) -> tuple[str, str, bytes] | None:
+    try:
+        data = orjson.dumps(spec)
+    except orjson.JSONEncodeError:  # a lone surrogate: refused as malformed later, or walked
+        return None
+    return (group, kind, data) if len(data) <= FINE_SPEC_BYTES else None
