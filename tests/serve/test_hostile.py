@@ -696,3 +696,13 @@ def test_from_namespace_cannot_override_an_owned_label():
     again = decide.mutate(parse_review(make_review(obj=after)), view, config)
     assert _labels(after)["netguard/exposure"] == "cluster"
     assert again.patch == ()
+
+
+def test_only_small_bodies_have_their_specs_looked_up():
+    from webhook.serve.endpoints import KNOWN_SPECS_UP_TO, _small
+
+    assert _small({"CONTENT_LENGTH": "2300"})
+    assert _small({"CONTENT_LENGTH": str(KNOWN_SPECS_UP_TO)})
+    # A large body's spec would be encoded for nothing (too large to keep); a chunked one has no length.
+    assert not _small({"CONTENT_LENGTH": str(KNOWN_SPECS_UP_TO + 1)})
+    assert not _small({"CONTENT_LENGTH": "8000000"}) and not _small({}) and not _small({"CONTENT_LENGTH": "x"})

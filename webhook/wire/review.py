@@ -47,7 +47,8 @@ def parse_review(body: Any, decoded: bool = False) -> AdmissionRequest:
     Only the fields netguard reads are checked, but each is checked for type, so no rule ever
     sees a list where it expects a map: the request's own fields here, the reviewed objects'
     metadata and spec in `check_object` and webhook/wire/shapes.py. `decoded`: the body is
-    decoded JSON (jsoncodec.loads), not objects built from YAML or Python (`shapes.spec_problem`).
+    decoded JSON (jsoncodec.loads), not objects built from YAML or Python, and small enough for
+    its specs to be looked up among those found fine (`shapes.spec_problem`).
     """
     if not isinstance(body, dict):
         raise MalformedReview("body must be a JSON object (an AdmissionReview)")
