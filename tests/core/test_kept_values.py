@@ -55,3 +55,13 @@ def test_a_namespace_the_files_do_not_name_reads_empty_until_a_request_changes_i
     now = inventory.view("fresh")
     assert list(now.policies) == ["default-deny"]
     assert decide.validate(balancer, now, settings()).allowed
+
+
+def test_a_kept_cache_starts_over_at_its_limit_and_hands_back_the_value():
+    from webhook.core.kept import keep
+
+    cache: dict[int, str] = {}
+    assert [keep(cache, n, f"v{n}", 3) for n in range(3)] == ["v0", "v1", "v2"]
+    assert cache == {0: "v0", 1: "v1", 2: "v2"}
+    assert keep(cache, 3, "v3", 3) == "v3"
+    assert cache == {3: "v3"}  # full: started over, never past its limit

@@ -39,6 +39,7 @@ import yaml
 from webhook.core import labels as labelling
 from webhook.core import egress, messages, netpol, podports, policytexts, reachability, yamltext
 from webhook.core.egress import EgressSettings
+from webhook.core.kept import keep
 from webhook.core.options import LabelSettings
 from webhook.core.view import NamespaceView
 
@@ -118,10 +119,7 @@ def offer(service: Mapping[str, Any], view: NamespaceView, settings: FixSettings
     made = _offer(service, view, settings)
     if made is not None and len(made.text) > messages.MAX_MESSAGE_CHARS:
         return made  # too long for any denial to show: not worth keeping
-    if len(_OFFERS) >= OFFERS_KEPT:
-        _OFFERS.clear()
-    _OFFERS[key] = made
-    return made
+    return keep(_OFFERS, key, made, OFFERS_KEPT)
 
 
 # Offers already made: a denied Service is sent again and again (a GitOps sync retries it), and

@@ -11,6 +11,7 @@ from collections.abc import Mapping  # not typing's: isinstance on it is slow
 from typing import Any
 
 from webhook.core import netpol
+from webhook.core.kept import keep
 from webhook.core.outcome import MAX_WARNING_CHARS
 from webhook.core.view import NamespaceView
 
@@ -51,10 +52,7 @@ def unreachable_ports(service: Mapping[str, Any], view: NamespaceView) -> list[s
     except TypeError:  # a list or map where a label value or port belongs: not hashable
         return list(_unreachable(selector, ports, view))
     if known is None or known[0] is not view:  # an id is only unique while its view lives
-        known = (view, _unreachable(selector, ports, view))
-        if len(_ANSWERS) >= ANSWERS_KEPT:
-            _ANSWERS.clear()
-        _ANSWERS[key] = known
+        known = keep(_ANSWERS, key, (view, _unreachable(selector, ports, view)), ANSWERS_KEPT)
     return list(known[1])
 
 

@@ -20,6 +20,7 @@ from webhook.core.request import AdmissionRequest
 from webhook.core.view import NamespaceView
 from webhook.inventory.objects import STDIN, InputError, Manifest, read_manifests
 from webhook.core import clusterpolicy
+from webhook.core.kept import keep
 from webhook.inventory.views import (ClusterAttacher, build_views_of, cluster_summaries, dependents_view, name_of,
                                      namespace_of, replace_cluster)
 from webhook.wire.review import MalformedReview, check_object
@@ -90,9 +91,7 @@ class OfflineInventory:
         # not worked out again on every request for it. Bounded: any namespace name can come.
         empty = self._empty.get(namespace)
         if empty is None:
-            if len(self._empty) >= EMPTY_VIEWS_KEPT:
-                self._empty.clear()
-            empty = self._empty[namespace] = NamespaceView(name=namespace)
+            empty = keep(self._empty, namespace, NamespaceView(name=namespace), EMPTY_VIEWS_KEPT)
         return empty
 
     def confirm(self, namespace: str) -> NamespaceView:

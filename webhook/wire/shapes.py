@@ -17,6 +17,8 @@ from typing import Any, Callable, Mapping
 
 import orjson
 
+from webhook.core.kept import keep
+
 # A shape checks one value and returns None when it is fine, else (path below the value, what is
 # wrong). The path is only built on the way back up from a problem: checking a good object (every
 # real request) formats no string. null is accepted everywhere (the API omits empty fields; JSON
@@ -148,9 +150,7 @@ def spec_problem(group: str, kind: str, obj: Mapping[str, Any], where: str, deco
     if problem is not None:
         return f"{where}.spec{problem[0]} {problem[1]}"
     if key is not None:
-        if len(_FINE) >= FINE_KEPT:
-            _FINE.clear()
-        _FINE[key] = None
+        keep(_FINE, key, None, FINE_KEPT)
     return None
 
 

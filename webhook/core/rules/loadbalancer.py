@@ -15,6 +15,7 @@ from typing import Iterator
 
 from webhook.core import fixpolicies, messages, netpol, reachability
 from webhook.core.egress import missing_directions
+from webhook.core.kept import keep
 from webhook.core.labels import is_load_balancer
 from webhook.core.options import ACTION, Action, Option
 from webhook.core.outcome import Decision, Violation, allow, apply_action, violation
@@ -91,9 +92,8 @@ def _fix_settings(ctx: RuleContext) -> fixpolicies.FixSettings:
     if known is not None and known[0] is ctx:
         return known[1]
     made = fixpolicies.FixSettings(ctx.labels, ctx.egress, ctx.own.source_ranges == SourceRangesMode.WARN)
-    if len(_FIX_SETTINGS) >= 64:  # configurations come and go (reloads, tests): bounded
-        _FIX_SETTINGS.clear()
-    _FIX_SETTINGS[id(ctx)] = (ctx, made)  # holding ctx keeps its id from being reused
+    # Holding ctx keeps its id from being reused; configurations come and go (reloads, tests).
+    keep(_FIX_SETTINGS, id(ctx), (ctx, made), 64)
     return made
 
 
