@@ -220,6 +220,20 @@ def test_settings_is_frozen():
         s.labels.prefix = "x"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.rule("required-labels").action = Action.WARN  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del s.rule("required-labels").action  # type: ignore[misc]
+
+
+def test_rule_options_are_read_without_the_attribute_error_fallback():
+    # Rules read their options on every admission call: each must be found as the settings'
+    # own attribute, not by __getattr__ after a failed lookup.
+    own = rule_settings(LB, Action.WARN, dry_run=DryRunMode.WARN)
+    assert vars(own)["action"] is Action.WARN and vars(own)["dry_run"] is DryRunMode.WARN
+    assert own.action is Action.WARN and own.values["dry_run"] is DryRunMode.WARN
+    with pytest.raises(AttributeError, match="no option 'colour'"):
+        own.colour  # noqa: B018
+    with pytest.raises(ValueError, match="replace"):
+        RuleSettings({"replace": Action.DENY})
 
 
 def test_rules_mapping_is_immutable():

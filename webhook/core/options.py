@@ -53,19 +53,27 @@ class RuleSettings:
     fills in the defaults of every option the rule declares.
     """
 
-    __slots__ = ("_values",)
+    # The values are the instance's own attributes, so `settings.action` is a plain lookup: rules
+    # read them on every admission call, and a lookup that falls back to __getattr__ first
+    # raises and catches an AttributeError inside CPython, which costs more than the rule's
+    # own work around it.
 
     def __init__(self, values: Mapping[str, enum.Enum]) -> None:
-        object.__setattr__(self, "_values", MappingProxyType(dict(values)))
+        taken = sorted(name for name in values if name.startswith("_") or hasattr(RuleSettings, name))
+        if taken:
+            raise ValueError(f"option attribute(s) {', '.join(taken)} would hide RuleSettings' own")
+        own = self.__dict__
+        own.update(values)
+        own["_values"] = MappingProxyType(dict(values))
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(f"this rule has no option {name!r}") from None
+    def __getattr__(self, name: str) -> Any:  # only for names that are not options
+        raise AttributeError(f"this rule has no option {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}: RuleSettings are immutable; use replace()")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}: RuleSettings are immutable")
 
     def replace(self, **changes: enum.Enum) -> "RuleSettings":
         unknown = sorted(set(changes) - set(self._values))
