@@ -11,7 +11,9 @@ https://kubernetes.io/docs/concepts/services-networking/network-policies/#the-tw
 from __future__ import annotations
 
 import enum
-from typing import Iterator
+from typing import Any, Iterator, Mapping
+
+import orjson
 
 from webhook.core import fixpolicies, messages, netpol, reachability
 from webhook.core.egress import missing_directions
@@ -106,10 +108,48 @@ def _labels_unknown(view: NamespaceView, ctx: RuleContext) -> bool:
     return not view.known and ctx.egress.namespace_selector != _ANY_NAMESPACE
 
 
-def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> list[str]:
+def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> tuple[str, ...]:
     """What may still be wrong with an admitted LoadBalancer: a cancelled default-deny, ports no
-    policy opens (its traffic would be dropped), an address range open to everyone."""
-    ns, name, service = req.namespace, req.name, req.object or {}
+    policy opens (its traffic would be dropped), an address range open to everyone.
+
+    Kept per view, context, Service name and exact spec: a GitOps sync re-applies the same
+    Service to the same view again and again, and working the warnings out again (policies,
+    ports, messages) was the largest part of an allowed LoadBalancer's decision."""
+    service = req.object or {}
+    spec = _spec_json(service)
+    if spec is None:
+        return _work_out_exposure(req.namespace, req.name, service, view, ctx)
+    key = (id(view), id(ctx), req.namespace, req.name, spec)
+    known = _EXPOSURE.get(key)
+    if known is not None and known[0] is view and known[1] is ctx:
+        return known[2]
+    warnings = _work_out_exposure(req.namespace, req.name, service, view, ctx)
+    # Holding the view and the context keeps their ids from being reused while the entry lives.
+    keep(_EXPOSURE, key, (view, ctx, warnings), EXPOSURE_KEPT)
+    return warnings
+
+
+# Bounded like every hot-path cache (webhook/core/kept.py); a spec longer than EXPOSURE_SPEC_BYTES
+# is worked out each time rather than kept.
+EXPOSURE_KEPT = 256
+EXPOSURE_SPEC_BYTES = 2048
+_EXPOSURE: dict[tuple, tuple[NamespaceView, RuleContext, tuple[str, ...]]] = {}
+# Only JSON's own types make a key: a date, a dataclass or a str subclass (from YAML or Python,
+# for `netguard check`) raises instead of encoding like a plain string, and is worked out each
+# time. (A tuple encodes like a list and an Enum like its value; the warnings read them alike.)
+_EXACT_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _spec_json(service: Mapping[str, Any]) -> bytes | None:
+    try:
+        data = orjson.dumps(service.get("spec"), option=_EXACT_JSON)
+    except TypeError:  # orjson.JSONEncodeError: not JSON's own types, or a lone surrogate
+        return None
+    return data if len(data) <= EXPOSURE_SPEC_BYTES else None
+
+
+def _work_out_exposure(ns: str, name: str, service: Mapping[str, Any], view: NamespaceView,
+                       ctx: RuleContext) -> tuple[str, ...]:
     warnings = []
     cancelling = view.cancelling_policies()
     if cancelling:
@@ -119,13 +159,13 @@ def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleCont
         warnings.append(messages.cancelled_default_deny(ns, name, egress, view.open_families(netpol.EGRESS),
                                                         netpol.EGRESS))
     if cancelling:
-        return warnings  # pods open to everyone: which ports a policy opens no longer matters
+        return tuple(warnings)  # pods open to everyone: which ports a policy opens no longer matters
     closed = reachability.unreachable_ports(service, view)
     if closed:
         warnings.append(reachability.unreachable_warning(ns, name, closed))
     if ctx.own.source_ranges == SourceRangesMode.WARN and reachability.open_source_ranges(service):
         warnings.append(reachability.source_ranges_warning(ns, name))
-    return warnings
+    return tuple(warnings)
 
 
 def _cancelled_egress(view: NamespaceView, ctx: RuleContext, holds_load_balancers: bool) -> list[str]:
