@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.reviews import make_request
 from webhook.wire import jsoncodec
 from webhook.serve import auditlog
 from webhook.serve.auditlog import FIELDS, AuditLog, AuditRecord, _whole_lines_up_to_pipe_buf
@@ -136,7 +137,18 @@ def test_a_record_without_a_request_has_empty_request_fields():
     fields = record.finish()
     assert list(fields) == list(FIELDS)
     assert fields["uid"] is None and fields["kind"] is None and fields["dry_run"] is False
-    assert (fields["http_status"], fields["allowed"], fields["warnings"]) == (415, None, [])
+    assert (fields["http_status"], fields["allowed"], fields["decision"]) == (415, None, None)
+    line = json.loads(jsoncodec.dumps(fields))  # as the audit line writes it
+    assert (line["warnings"], line["patched_labels"], line["rule"]) == ([], {}, None)
+
+
+def test_a_record_netguard_failed_on_says_error_with_the_request_it_had():
+    record = AuditRecord("mutate")
+    record.request(make_request(operation="UPDATE"))
+    record.failed(500, "netguard failed", internal=True)
+    fields = record.finish()
+    assert (fields["decision"], fields["allowed"], fields["operation"], fields["http_status"]) == \
+        ("error", None, "UPDATE", 500)
 
 
 # --------------------------------------------------------------------------- the writer thread
