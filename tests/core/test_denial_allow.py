@@ -202,8 +202,8 @@ def test_a_service_that_cannot_be_keyed_still_gets_its_offer():
 
 def test_the_offer_cache_keeps_digests_and_no_offer_too_long_to_show():
     """Denied Services are offered again and again (a GitOps retry), so offers are kept, but a
-    Service may be megabytes: the key holds a 16-byte digest of it, and an offer too long for any
-    denial is not kept at all."""
+    Service may be megabytes: a small one is kept under its JSON, a large one under a 16-byte
+    digest, and an offer too long for any denial is not kept at all."""
     from webhook.core import fixpolicies
 
     fixpolicies._OFFERS.clear()
@@ -211,13 +211,23 @@ def test_the_offer_cache_keeps_digests_and_no_offer_too_long_to_show():
     small["spec"]["selector"] = {"app": "web"}
     decide.validate(make_request(namespace="shop", name="web", obj=small), view_of([], "shop"), default_settings())
     [key] = fixpolicies._OFFERS
-    assert isinstance(key[0], bytes) and len(key[0]) == 16
+    assert isinstance(key[0], bytes) and b'"web"' in key[0] and len(key[0]) <= fixpolicies.OFFER_KEY_BYTES
+    labelled = service("wide", type="LoadBalancer", namespace="shop",
+                       labels={f"team.example.com/label-{i:03d}": "x" * 40 for i in range(40)})
+    first = decide.validate(make_request(namespace="shop", name="wide", obj=labelled), view_of([], "shop"),
+                            default_settings())
+    [wide] = [k for k in fixpolicies._OFFERS if k != key]
+    assert isinstance(wide[0], tuple) and wide[0][0] > fixpolicies.OFFER_KEY_BYTES and len(wide[0][1]) == 16
+    again = decide.validate(make_request(namespace="shop", name="wide", obj=labelled), view_of([], "shop"),
+                            default_settings())
+    assert again.message == first.message and "netguard-allow-lb-wide" in first.message
+    fixpolicies._OFFERS.clear()
     ports = [{"name": f"p{i:03d}", "port": 1000 + i, "targetPort": f"{'t' * 11}{i:03d}"} for i in range(100)]
     big = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "big", "namespace": "shop"},
            "spec": {"type": "LoadBalancer", "selector": {"app": "big"}, "ports": ports}}
     decision = decide.validate(make_request(namespace="shop", name="big", obj=big), view_of([], "shop"), default_settings())
     assert "too long to show here" in decision.message
-    assert len(fixpolicies._OFFERS) == 1  # the big one was made, shown as a pointer, and not kept
+    assert len(fixpolicies._OFFERS) == 0  # the big one was made, shown as a pointer, and not kept
 
 
 @pytest.mark.parametrize("egress", [False, True], ids=["ingress", "ingress-and-egress"])

@@ -74,8 +74,9 @@ def allow(reason: str, *, rule: str = "", warnings: Iterable[str] = (),
 
 def violation(rule: str, message: str, summary: str, *, confirm_live: bool = False) -> Decision:
     """A rule found a violation; `apply_action` decides what the requester sees."""
-    return Decision(allowed=False, reason=summary, verdict=Verdict.DENY, rule=rule,
-                    message=message, summary=short(summary), confirm_live=confirm_live)
+    # Positional, in the fields' order, as in `allow`: every denial is built here.
+    return Decision(False, summary, Verdict.DENY, rule, message, short(summary), (), (), _NO_LABELS,
+                    confirm_live, ())
 
 
 def patched(reason: str, ops: Iterable[Mapping[str, Any]], labels: Mapping[str, str]) -> Decision:
