@@ -52,9 +52,12 @@ def policy_type(policy: Mapping[str, Any]) -> str:
 
 
 def _direction_label(prefix: str, directions: frozenset[str]) -> str:
-    if directions == netpol.BOTH:
-        return f"{prefix}-all"
-    return f"{prefix}-{next(iter(directions)).lower()}"
+    return _DIRECTION_LABELS[prefix, directions]
+
+
+_DIRECTION_LABELS = {(prefix, directions): f"{prefix}-{word}" for prefix in ("default-deny", "isolate")
+                     for directions, word in ((netpol.BOTH, "all"), (netpol.ONLY_INGRESS, "ingress"),
+                                              (netpol.ONLY_EGRESS, "egress"))}
 
 
 def metadata_map(obj: Mapping[str, Any] | None, field: str) -> Mapping[str, str]:

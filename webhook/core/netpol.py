@@ -16,6 +16,10 @@ from typing import Any
 INGRESS = "Ingress"
 EGRESS = "Egress"
 BOTH, ONLY_INGRESS, NEITHER = frozenset({INGRESS, EGRESS}), frozenset({INGRESS}), frozenset()
+ONLY_EGRESS = frozenset({EGRESS})
+# (covers Ingress, covers Egress) -> the directions: the same four sets for every policy, where
+# building one per question cost more than the question (every policy is labelled with them).
+_DIRECTIONS = {(True, True): BOTH, (True, False): ONLY_INGRESS, (False, True): ONLY_EGRESS, (False, False): NEITHER}
 
 
 def selects_all(selector: Mapping[str, Any] | None) -> bool:
@@ -32,7 +36,13 @@ def effective_policy_types(spec: Mapping[str, Any]) -> frozenset[str]:
     """
     declared = spec.get("policyTypes")
     if declared:
-        return frozenset([t for t in declared if t in (INGRESS, EGRESS)])
+        ingress = egress = False
+        for t in declared:  # other values (none the API accepts) count for neither
+            if t == INGRESS:
+                ingress = True
+            elif t == EGRESS:
+                egress = True
+        return _DIRECTIONS[ingress, egress]
     return BOTH if spec.get("egress") else ONLY_INGRESS
 
 
@@ -44,7 +54,8 @@ def _rules(spec: Mapping[str, Any], direction: str) -> list[Any]:
 def isolated_directions(spec: Mapping[str, Any]) -> frozenset[str]:
     """Directions in which the pods this policy selects (whichever they are) get nothing from it."""
     # `not spec.get(...)` is `not _rules(...)` without the copy: every policy is labelled with this.
-    return frozenset([d for d in effective_policy_types(spec) if not spec.get(d.lower())])
+    covered = effective_policy_types(spec)
+    return _DIRECTIONS[INGRESS in covered and not spec.get("ingress"), EGRESS in covered and not spec.get("egress")]
 
 
 def default_deny_directions(spec: Mapping[str, Any]) -> frozenset[str]:

@@ -80,8 +80,7 @@ def violation(rule: str, message: str, summary: str, *, confirm_live: bool = Fal
 
 
 def patched(reason: str, ops: Iterable[Mapping[str, Any]], labels: Mapping[str, str]) -> Decision:
-    return Decision(allowed=True, reason=reason, rule="labels", patch=tuple(ops),
-                    patched_labels=dict(labels))
+    return Decision(True, reason, Verdict.ALLOW, "labels", "", "", (), tuple(ops), dict(labels), False, ())
 
 
 def with_warnings(decision: Decision, warnings: Iterable[str], rule: str = "") -> Decision:
