@@ -148,7 +148,7 @@ def _lb_warnings(svc, view, config):
     return decision.warnings
 
 
-def test_kept_exposure_warnings_belong_to_their_view_context_name_and_spec():
+def test_kept_allows_belong_to_their_view_context_name_and_spec():
     from webhook.core.rules import loadbalancer
     plain = settings()
     view = view_of([NS, DENY], "shop")
@@ -156,7 +156,7 @@ def test_kept_exposure_warnings_belong_to_their_view_context_name_and_spec():
     dropped = _lb_warnings(svc, view, plain)
     assert len(dropped) == 1 and "8080/TCP" in dropped[0]
     assert _lb_warnings(svc, view, plain) == dropped  # asked again: the same answer
-    assert any(entry[0] is view for entry in loadbalancer._EXPOSURE.values())  # from the kept one
+    assert any(entry[0] is view for entry in loadbalancer._ALLOWS.values())  # from the kept one
     # Each input that changes the answer gives its own: the spec, the name, the view, the context.
     other_port = service("web", type="LoadBalancer", ports=[{"port": 80, "targetPort": 9090}])
     assert "9090/TCP" in _lb_warnings(other_port, view, plain)[0]
@@ -166,29 +166,36 @@ def test_kept_exposure_warnings_belong_to_their_view_context_name_and_spec():
     assert _lb_warnings(svc, opened, plain) == ()
     ranges = parse_settings("rules:\n  loadbalancer-requires-default-deny:\n    sourceRanges: warn\n")
     assert len(_lb_warnings(svc, view, ranges)) == 2  # the open-to-every-address warning too
+    # A Service that already was a LoadBalancer is not confirmed live; one that becomes one is.
+    created = decide.validate(make_request(obj=svc), view, plain)
+    kept = decide.validate(make_request(operation="UPDATE", obj=svc), view, plain)
+    becoming = decide.validate(make_request(operation="UPDATE", obj=svc, old=service("web")), view, plain)
+    assert (created.confirm_live, kept.confirm_live, becoming.confirm_live) == (True, False, True)
+    renamed = view_of([NS, policy("deny-in", {"podSelector": {}, "policyTypes": ["Ingress"]})], "shop")
+    assert "(deny-in)" in decide.validate(make_request(obj=svc), renamed, plain).reason
     # A new view or context with a dead one's id (ids are reused) never gets the dead one's answer.
-    key = next(k for k, entry in loadbalancer._EXPOSURE.items() if entry[0] is view and entry[1] is
+    key = next(k for k, entry in loadbalancer._ALLOWS.items() if entry[0] is view and entry[1] is
                plain.context(loadbalancer.NAME) and k[3] == "web" and b"9090" not in k[4])
-    loadbalancer._EXPOSURE[(id(opened), *key[1:])] = loadbalancer._EXPOSURE[key]  # as if id(opened) were reused
+    loadbalancer._ALLOWS[(id(opened), *key[1:])] = loadbalancer._ALLOWS[key]  # as if id(opened) were reused
     assert _lb_warnings(svc, opened, plain) == ()
 
 
-def test_kept_exposure_warnings_stay_bounded_and_skip_specs_that_are_not_plain_json():
+def test_kept_allows_stay_bounded_and_skip_specs_that_are_not_plain_json():
     import datetime
     from webhook.core.rules import loadbalancer
     view = view_of([NS, DENY], "shop")
-    for i in range(loadbalancer.EXPOSURE_KEPT * 3):
+    for i in range(loadbalancer.ALLOWS_KEPT * 3):
         _lb_warnings(service(f"web-{i}", type="LoadBalancer"), view, settings())
-    assert 0 < len(loadbalancer._EXPOSURE) <= loadbalancer.EXPOSURE_KEPT
+    assert 0 < len(loadbalancer._ALLOWS) <= loadbalancer.ALLOWS_KEPT
     # A date (from YAML, for `netguard check`) would encode like a string: it makes no key, and
     # the warnings are worked out as for any spec.
-    loadbalancer._EXPOSURE.clear()
+    loadbalancer._ALLOWS.clear()
     dated = service("web", type="LoadBalancer", ports=[{"port": 80, "targetPort": 8080}],
                     selector={"app": "web", "since": datetime.date(2024, 1, 1)})
     assert loadbalancer._spec_json(dated) is None
     request = make_request(obj=service("web", type="LoadBalancer"))._replace(object=dated)  # unchecked
     assert "8080/TCP" in decide.validate(request, view, settings()).warnings[0]
-    assert loadbalancer._EXPOSURE == {}
+    assert loadbalancer._ALLOWS == {}
     huge = service("web", type="LoadBalancer", loadBalancerSourceRanges=[f"10.0.{i // 256}.{i % 256}/32"
                                                                        for i in range(200)])
-    assert loadbalancer._spec_json(huge) is None  # longer than EXPOSURE_SPEC_BYTES: not kept
+    assert loadbalancer._spec_json(huge) is None  # longer than ALLOW_SPEC_BYTES: not kept

@@ -62,10 +62,7 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
         # the cache, so an allow resting on it is confirmed live -- except for a Service that
         # already was a LoadBalancer (its re-apply changes nothing the rule guards).
         becomes = req.operation == "CREATE" or not is_load_balancer(req.old_object)
-        reason = f"namespace {ns} is default-deny for ingress ({messages.listing(view.default_deny_policies())})"
-        if ctx.egress.required and ctx.egress.required_in(view):
-            reason += f" and egress ({messages.listing(view.default_deny_policies(netpol.EGRESS))})"
-        return allow(reason, rule=NAME, warnings=_exposure_warnings(req, view, ctx), confirm_live=becomes)
+        return _admitted(req, view, ctx, becomes)
     action = ctx.own.action
     if req.operation == "UPDATE" and is_load_balancer(req.old_object):
         # Already a LoadBalancer: blocking would block every unrelated edit of the Service.
@@ -108,36 +105,44 @@ def _labels_unknown(view: NamespaceView, ctx: RuleContext) -> bool:
     return not view.known and ctx.egress.namespace_selector != _ANY_NAMESPACE
 
 
-def _exposure_warnings(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> tuple[str, ...]:
-    """What may still be wrong with an admitted LoadBalancer: a cancelled default-deny, ports no
-    policy opens (its traffic would be dropped), an address range open to everyone.
+def _admitted(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext, becomes: bool) -> Decision:
+    """The allow of a LoadBalancer in a namespace that is default-deny where it must be.
 
-    Kept per view, context, Service name and exact spec: a GitOps sync re-applies the same
-    Service to the same view again and again, and working the warnings out again (policies,
-    ports, messages) was the largest part of an allowed LoadBalancer's decision."""
+    Kept per view, context, Service name, exact spec and `becomes` (all it is made from): a
+    GitOps sync re-applies the same Service to the same view again and again, and making the
+    allow again (its reason, and the exposure warnings: policies, ports, messages) was most of
+    an allowed LoadBalancer's decision. A Decision is immutable, so one can answer many calls."""
     service = req.object or {}
     spec = _spec_json(service)
     if spec is None:
-        return _work_out_exposure(req.namespace, req.name, service, view, ctx)
-    key = (id(view), id(ctx), req.namespace, req.name, spec)
-    known = _EXPOSURE.get(key)
+        return _allow(req.namespace, req.name, service, view, ctx, becomes)
+    key = (id(view), id(ctx), req.namespace, req.name, spec, becomes)
+    known = _ALLOWS.get(key)
     if known is not None and known[0] is view and known[1] is ctx:
         return known[2]
-    warnings = _work_out_exposure(req.namespace, req.name, service, view, ctx)
+    decision = _allow(req.namespace, req.name, service, view, ctx, becomes)
     # Holding the view and the context keeps their ids from being reused while the entry lives.
-    keep(_EXPOSURE, key, (view, ctx, warnings), EXPOSURE_KEPT)
-    return warnings
+    keep(_ALLOWS, key, (view, ctx, decision), ALLOWS_KEPT)
+    return decision
 
 
-# Bounded like every hot-path cache (webhook/core/kept.py); a spec longer than EXPOSURE_SPEC_BYTES
+# Bounded like every hot-path cache (webhook/core/kept.py); a spec longer than ALLOW_SPEC_BYTES
 # is worked out each time rather than kept.
-EXPOSURE_KEPT = 256
-EXPOSURE_SPEC_BYTES = 2048
-_EXPOSURE: dict[tuple, tuple[NamespaceView, RuleContext, tuple[str, ...]]] = {}
+ALLOWS_KEPT = 256
+ALLOW_SPEC_BYTES = 2048
+_ALLOWS: dict[tuple, tuple[NamespaceView, RuleContext, Decision]] = {}
 # Only JSON's own types make a key: a date, a dataclass or a str subclass (from YAML or Python,
 # for `netguard check`) raises instead of encoding like a plain string, and is worked out each
-# time. (A tuple encodes like a list and an Enum like its value; the warnings read them alike.)
+# time. (A tuple encodes like a list and an Enum like its value; the allow reads them alike.)
 _EXACT_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _allow(ns: str, name: str, service: Mapping[str, Any], view: NamespaceView, ctx: RuleContext,
+           becomes: bool) -> Decision:
+    reason = f"namespace {ns} is default-deny for ingress ({messages.listing(view.default_deny_policies())})"
+    if ctx.egress.required and ctx.egress.required_in(view):
+        reason += f" and egress ({messages.listing(view.default_deny_policies(netpol.EGRESS))})"
+    return allow(reason, rule=NAME, warnings=_exposure_warnings(ns, name, service, view, ctx), confirm_live=becomes)
 
 
 def _spec_json(service: Mapping[str, Any]) -> bytes | None:
@@ -145,11 +150,13 @@ def _spec_json(service: Mapping[str, Any]) -> bytes | None:
         data = orjson.dumps(service.get("spec"), option=_EXACT_JSON)
     except TypeError:  # orjson.JSONEncodeError: not JSON's own types, or a lone surrogate
         return None
-    return data if len(data) <= EXPOSURE_SPEC_BYTES else None
+    return data if len(data) <= ALLOW_SPEC_BYTES else None
 
 
-def _work_out_exposure(ns: str, name: str, service: Mapping[str, Any], view: NamespaceView,
+def _exposure_warnings(ns: str, name: str, service: Mapping[str, Any], view: NamespaceView,
                        ctx: RuleContext) -> tuple[str, ...]:
+    """What may still be wrong with an admitted LoadBalancer: a cancelled default-deny, ports no
+    policy opens (its traffic would be dropped), an address range open to everyone."""
     warnings = []
     cancelling = view.cancelling_policies()
     if cancelling:
