@@ -65,3 +65,37 @@ def test_a_kept_cache_starts_over_at_its_limit_and_hands_back_the_value():
     assert cache == {0: "v0", 1: "v1", 2: "v2"}
     assert keep(cache, 3, "v3", 3) == "v3"
     assert cache == {3: "v3"}  # full: started over, never past its limit
+
+
+def test_a_kept_loadbalancer_decision_answers_only_a_request_it_was_made_for():
+    """The LoadBalancer rule keeps its decisions (a GitOps controller re-sends the same Service);
+    each flag and object part that changes the answer must give its own."""
+    from webhook.core.messages import FLUX_ADVICE
+    from webhook.core.request import FLUX_FIELD_MANAGER
+
+    loadbalancer._DECIDED.clear()
+    view = NamespaceView(name="open", known=True)
+    plain, flux_warns = settings(), settings(dry_run="warn")
+    svc = service("edge", type="LoadBalancer", namespace="open")
+
+    def decided(config=plain, obj=svc, **request):
+        return decide.validate(make_request(namespace="open", obj=obj, **request), view, config)
+
+    first = decided()
+    assert not first.allowed and "netguard-allow-lb-edge" in first.message
+    assert decided() is first  # asked again: the kept decision
+    assert FLUX_ADVICE not in first.message
+    assert FLUX_ADVICE in decided(field_manager=FLUX_FIELD_MANAGER).message
+    assert decided(flux_warns, dry_run=True).allowed  # dryRun: warn only warns on a dry run
+    assert not decided(flux_warns).allowed and not decided(dry_run=True).allowed
+    already = decided(operation="UPDATE")  # already a LoadBalancer: warned, not refused
+    assert already.allowed and already.warnings
+    # The offered policy takes the required labels from the Service's own.
+    teams = settings(required=("team",))
+    relabelled = service("edge", type="LoadBalancer", namespace="open", labels={"team": "web"})
+    assert "team: web" in decided(teams, obj=relabelled).message
+    assert "team: web" not in decided(teams).message
+    other_port = service("edge", type="LoadBalancer", namespace="open", ports=[{"port": 443, "targetPort": 8443}])
+    assert "8443" in decided(obj=other_port).message and "8443" not in first.message
+    guarded = view.with_policy(policy(namespace="open"))
+    assert decide.validate(make_request(namespace="open", obj=svc), guarded, plain).allowed

@@ -156,7 +156,7 @@ def test_kept_allows_belong_to_their_view_context_name_and_spec():
     dropped = _lb_warnings(svc, view, plain)
     assert len(dropped) == 1 and "8080/TCP" in dropped[0]
     assert _lb_warnings(svc, view, plain) == dropped  # asked again: the same answer
-    assert any(entry[0] is view for entry in loadbalancer._ALLOWS.values())  # from the kept one
+    assert any(entry[0] is view for entry in loadbalancer._DECIDED.values())  # from the kept one
     # Each input that changes the answer gives its own: the spec, the name, the view, the context.
     other_port = service("web", type="LoadBalancer", ports=[{"port": 80, "targetPort": 9090}])
     assert "9090/TCP" in _lb_warnings(other_port, view, plain)[0]
@@ -174,9 +174,9 @@ def test_kept_allows_belong_to_their_view_context_name_and_spec():
     renamed = view_of([NS, policy("deny-in", {"podSelector": {}, "policyTypes": ["Ingress"]})], "shop")
     assert "(deny-in)" in decide.validate(make_request(obj=svc), renamed, plain).reason
     # A new view or context with a dead one's id (ids are reused) never gets the dead one's answer.
-    key = next(k for k, entry in loadbalancer._ALLOWS.items() if entry[0] is view and entry[1] is
-               plain.context(loadbalancer.NAME) and k[3] == "web" and b"9090" not in k[4])
-    loadbalancer._ALLOWS[(id(opened), *key[1:])] = loadbalancer._ALLOWS[key]  # as if id(opened) were reused
+    key = next(k for k, entry in loadbalancer._DECIDED.items() if entry[0] is view and entry[1] is
+               plain.context(loadbalancer.NAME) and k[3] == "web" and k[4] == "CREATE" and b"9090" not in k[-1])
+    loadbalancer._DECIDED[(id(opened), *key[1:])] = loadbalancer._DECIDED[key]  # as if id(opened) were reused
     assert _lb_warnings(svc, opened, plain) == ()
 
 
@@ -184,18 +184,18 @@ def test_kept_allows_stay_bounded_and_skip_specs_that_are_not_plain_json():
     import datetime
     from webhook.core.rules import loadbalancer
     view = view_of([NS, DENY], "shop")
-    for i in range(loadbalancer.ALLOWS_KEPT * 3):
+    for i in range(loadbalancer.DECIDED_KEPT * 3):
         _lb_warnings(service(f"web-{i}", type="LoadBalancer"), view, settings())
-    assert 0 < len(loadbalancer._ALLOWS) <= loadbalancer.ALLOWS_KEPT
+    assert 0 < len(loadbalancer._DECIDED) <= loadbalancer.DECIDED_KEPT
     # A date (from YAML, for `netguard check`) would encode like a string: it makes no key, and
     # the warnings are worked out as for any spec.
-    loadbalancer._ALLOWS.clear()
+    loadbalancer._DECIDED.clear()
     dated = service("web", type="LoadBalancer", ports=[{"port": 80, "targetPort": 8080}],
                     selector={"app": "web", "since": datetime.date(2024, 1, 1)})
-    assert loadbalancer._spec_json(dated) is None
+    assert loadbalancer._service_json(dated) is None
     request = make_request(obj=service("web", type="LoadBalancer"))._replace(object=dated)  # unchecked
     assert "8080/TCP" in decide.validate(request, view, settings()).warnings[0]
-    assert loadbalancer._ALLOWS == {}
+    assert loadbalancer._DECIDED == {}
     huge = service("web", type="LoadBalancer", loadBalancerSourceRanges=[f"10.0.{i // 256}.{i % 256}/32"
                                                                        for i in range(200)])
-    assert loadbalancer._spec_json(huge) is None  # longer than ALLOW_SPEC_BYTES: not kept
+    assert loadbalancer._service_json(huge) is None  # longer than DECIDED_SERVICE_BYTES: not kept

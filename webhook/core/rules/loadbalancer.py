@@ -55,16 +55,67 @@ SOURCE_RANGES = Option("sourceRanges", "source_ranges", SourceRangesMode, Source
 def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decision | None:
     if req.kind != "Service" or req.operation not in ("CREATE", "UPDATE") or not is_load_balancer(req.object):
         return None
+    was_load_balancer = req.operation == "UPDATE" and is_load_balancer(req.old_object)
+    shown = _service_json(req.object)
+    if shown is None:
+        return _decide(req, view, ctx, was_load_balancer)
+    key = (id(view), id(ctx), req.namespace, req.name, req.operation, was_load_balancer, req.dry_run,
+           req.from_flux, shown)
+    known = _DECIDED.get(key)
+    if known is not None and known[0] is view and known[1] is ctx:
+        return known[2]
+    decision = _decide(req, view, ctx, was_load_balancer)
+    # Holding the view and the context keeps their ids from being reused while the entry lives.
+    keep(_DECIDED, key, (view, ctx, decision), DECIDED_KEPT)
+    return decision
+
+
+# Decisions already made, by all they are made from: the view and the rule context (by identity:
+# both are immutable), the request's namespace, name, operation and flags, whether the Service
+# already was a LoadBalancer, and the Service's name, labels and spec (its exact JSON). A GitOps
+# controller re-applies the same Service to the same view again and again, an allowed one on
+# every sync and a refused one on every retry, and making the decision again (its reason, the
+# exposure warnings, the denial and its allow offer) was most of the call's decision. A Decision
+# is immutable, so one can answer many calls. Bounded like every hot-path cache
+# (webhook/core/kept.py); a Service whose JSON is longer than DECIDED_SERVICE_BYTES is decided
+# each time rather than kept.
+DECIDED_KEPT = 256
+DECIDED_SERVICE_BYTES = 2048
+_DECIDED: dict[tuple, tuple[NamespaceView, RuleContext, Decision]] = {}
+# Only JSON's own types make a key: a date, a dataclass or a str subclass (from YAML or Python,
+# for `netguard check`) raises instead of encoding like a plain string, and is decided each
+# time. (A tuple encodes like a list and an Enum like its value; the rule reads them alike.)
+_EXACT_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _service_json(service: Mapping[str, Any] | None) -> bytes | None:
+    """The JSON of what the rule reads of the Service (its name, labels and spec), or None when
+    it cannot stand for them."""
+    metadata = service.get("metadata") if service else None
+    if metadata is not None and type(metadata) is not dict:
+        return None  # a mapping of another type (from Python) would encode as nothing
+    try:
+        data = orjson.dumps([metadata and metadata.get("name"), metadata and metadata.get("labels"),
+                             service.get("spec") if service else None], option=_EXACT_JSON)
+    except TypeError:  # orjson.JSONEncodeError: not JSON's own types, or a lone surrogate
+        return None
+    return data if len(data) <= DECIDED_SERVICE_BYTES else None
+
+
+def _decide(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext, was_load_balancer: bool) -> Decision:
     ns, name = req.namespace, req.name
     missing = missing_directions(view, ctx.egress)
     if not missing:
         # Read-your-writes for allows too: a default-deny deleted a moment ago may still be in
         # the cache, so an allow resting on it is confirmed live -- except for a Service that
         # already was a LoadBalancer (its re-apply changes nothing the rule guards).
-        becomes = req.operation == "CREATE" or not is_load_balancer(req.old_object)
-        return _admitted(req, view, ctx, becomes)
+        reason = f"namespace {ns} is default-deny for ingress ({messages.listing(view.default_deny_policies())})"
+        if ctx.egress.required and ctx.egress.required_in(view):
+            reason += f" and egress ({messages.listing(view.default_deny_policies(netpol.EGRESS))})"
+        return allow(reason, rule=NAME, warnings=_exposure_warnings(ns, name, req.object or {}, view, ctx),
+                     confirm_live=not was_load_balancer)
     action = ctx.own.action
-    if req.operation == "UPDATE" and is_load_balancer(req.old_object):
+    if was_load_balancer:
         # Already a LoadBalancer: blocking would block every unrelated edit of the Service.
         found = violation(NAME, "", messages.existing_loadbalancer_summary(ns, name, missing))
         return apply_action(found, Action.AUDIT if action == Action.AUDIT else Action.WARN)
@@ -103,54 +154,6 @@ _ANY_NAMESPACE = netpol.frozen_selector({})
 def _labels_unknown(view: NamespaceView, ctx: RuleContext) -> bool:
     """egress.namespaceSelector was taken to select a namespace whose labels are unknown."""
     return not view.known and ctx.egress.namespace_selector != _ANY_NAMESPACE
-
-
-def _admitted(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext, becomes: bool) -> Decision:
-    """The allow of a LoadBalancer in a namespace that is default-deny where it must be.
-
-    Kept per view, context, Service name, exact spec and `becomes` (all it is made from): a
-    GitOps sync re-applies the same Service to the same view again and again, and making the
-    allow again (its reason, and the exposure warnings: policies, ports, messages) was most of
-    an allowed LoadBalancer's decision. A Decision is immutable, so one can answer many calls."""
-    service = req.object or {}
-    spec = _spec_json(service)
-    if spec is None:
-        return _allow(req.namespace, req.name, service, view, ctx, becomes)
-    key = (id(view), id(ctx), req.namespace, req.name, spec, becomes)
-    known = _ALLOWS.get(key)
-    if known is not None and known[0] is view and known[1] is ctx:
-        return known[2]
-    decision = _allow(req.namespace, req.name, service, view, ctx, becomes)
-    # Holding the view and the context keeps their ids from being reused while the entry lives.
-    keep(_ALLOWS, key, (view, ctx, decision), ALLOWS_KEPT)
-    return decision
-
-
-# Bounded like every hot-path cache (webhook/core/kept.py); a spec longer than ALLOW_SPEC_BYTES
-# is worked out each time rather than kept.
-ALLOWS_KEPT = 256
-ALLOW_SPEC_BYTES = 2048
-_ALLOWS: dict[tuple, tuple[NamespaceView, RuleContext, Decision]] = {}
-# Only JSON's own types make a key: a date, a dataclass or a str subclass (from YAML or Python,
-# for `netguard check`) raises instead of encoding like a plain string, and is worked out each
-# time. (A tuple encodes like a list and an Enum like its value; the allow reads them alike.)
-_EXACT_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
-def _allow(ns: str, name: str, service: Mapping[str, Any], view: NamespaceView, ctx: RuleContext,
-           becomes: bool) -> Decision:
-    reason = f"namespace {ns} is default-deny for ingress ({messages.listing(view.default_deny_policies())})"
-    if ctx.egress.required and ctx.egress.required_in(view):
-        reason += f" and egress ({messages.listing(view.default_deny_policies(netpol.EGRESS))})"
-    return allow(reason, rule=NAME, warnings=_exposure_warnings(ns, name, service, view, ctx), confirm_live=becomes)
-
-
-def _spec_json(service: Mapping[str, Any]) -> bytes | None:
-    try:
-        data = orjson.dumps(service.get("spec"), option=_EXACT_JSON)
-    except TypeError:  # orjson.JSONEncodeError: not JSON's own types, or a lone surrogate
-        return None
-    return data if len(data) <= ALLOW_SPEC_BYTES else None
 
 
 def _exposure_warnings(ns: str, name: str, service: Mapping[str, Any], view: NamespaceView,
