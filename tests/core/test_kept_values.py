@@ -99,3 +99,44 @@ def test_a_kept_loadbalancer_decision_answers_only_a_request_it_was_made_for():
     assert "8443" in decided(obj=other_port).message and "8443" not in first.message
     guarded = view.with_policy(policy(namespace="open"))
     assert decide.validate(make_request(namespace="open", obj=svc), guarded, plain).allowed
+
+
+def test_a_kept_label_decision_answers_only_an_object_and_namespace_it_was_made_for():
+    """Label decisions are kept too (every apply is labelled, and a sync applies the same objects
+    again); what the labels read (the object's labels, annotations and spec, the copied
+    namespace labels, the settings) each gives its own."""
+    from webhook.core import cloud
+    from webhook.core.decide import _LABELLED
+
+    _LABELLED.clear()
+    plain, copying = settings(), settings(from_namespace=("team",))
+    view = NamespaceView(name="shop", labels={"team": "payments"}, known=True)
+
+    from webhook.core import patches
+
+    def labels_set(obj, config=plain, on=view, kind="Service", group=""):
+        """The labels the decision's patch sets or changes."""
+        decision = decide.mutate(make_request(kind=kind, group=group, obj=obj), on, config)
+        before = (obj.get("metadata") or {}).get("labels") or {}
+        after = patches.apply_patch(obj, decision.patch)["metadata"].get("labels") or {}
+        return {k: v for k, v in after.items() if before.get(k) != v}
+
+    public = service("edge", type="LoadBalancer")
+    assert labels_set(public) == {"netguard/exposure": "public"}
+    first = decide.mutate(make_request(obj=public), view, plain)
+    assert decide.mutate(make_request(obj=public), view, plain) is first  # the kept decision
+    internal = service("edge", type="LoadBalancer", annotations={cloud.AWS_INTERNAL: "true"})
+    assert labels_set(internal) == {"netguard/exposure": "private"}
+    done = service("edge", type="LoadBalancer", labels={"netguard/exposure": "public"})
+    assert labels_set(done) == {}
+    assert labels_set(public, copying) == {"team": "payments", "netguard/exposure": "public"}
+    elsewhere = NamespaceView(name="shop", labels={"team": "search"}, known=True)
+    assert labels_set(public, copying, elsewhere) == {"team": "search", "netguard/exposure": "public"}
+    prefixed = settings(prefix="guard.example.com")
+    assert labels_set(public, prefixed) == {"guard.example.com/exposure": "public"}
+    isolating = policy("web-only", {"podSelector": {"matchLabels": {"app": "web"}}})
+    assert labels_set(isolating, kind="NetworkPolicy", group="networking.k8s.io") == \
+        {"netguard/policy-type": "isolate-ingress"}
+    no_labels = {**public, "metadata": {"name": "edge", "namespace": "shop"}}
+    whole = decide.mutate(make_request(obj=no_labels), view, plain).patch
+    assert [op["path"] for op in whole] == ["/metadata/labels"]

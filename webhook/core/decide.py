@@ -5,7 +5,10 @@ webhook/core/ so).
 
 from __future__ import annotations
 
+import orjson
+
 from webhook.core import clusterpolicy, messages
+from webhook.core.kept import keep
 from webhook.core.labels import POLICY_TYPE, desired_changes
 from webhook.core.outcome import Decision, allow, combine, patched, violation
 from webhook.core.patches import label_patch
@@ -47,6 +50,51 @@ def mutate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> De
         return skipped
     if req.operation not in ("CREATE", "UPDATE") or req.object is None:
         return allow(f"nothing to label on {req.operation}")
+    labelled = _labelled_json(req) if (req.group, req.kind) in REVIEWED else None
+    if labelled is None:
+        return _label(req, view, settings)
+    # What the labels read of the namespace: only the copied keys' values (None: absent).
+    copied = tuple([view.labels.get(key) for key in settings.labels.from_namespace])
+    key = (id(settings), req.kind, copied, labelled)
+    known = _LABELLED.get(key)
+    if known is not None and known[0] is settings:
+        return known[1]
+    decision = _label(req, view, settings)
+    # Holding the settings keeps their id from being reused while the entry lives.
+    keep(_LABELLED, key, (settings, decision), LABELLED_KEPT)
+    return decision
+
+
+# Label decisions already made, by all they are made from: the settings (by identity: they are
+# immutable and held by the entry), the kind, the copied namespace labels' values, and the exact
+# JSON of the object's labels, annotations (a Service's exposure reads its load balancer
+# annotations) and spec. Every apply is labelled once per apply, and a GitOps sync applies the
+# same objects again and again. A Decision is immutable, so one can answer many calls. Bounded
+# like every hot-path cache (webhook/core/kept.py); an object whose JSON is longer than
+# LABELLED_OBJECT_BYTES is labelled each time rather than kept.
+LABELLED_KEPT = 256
+LABELLED_OBJECT_BYTES = 4096
+_LABELLED: dict[tuple, tuple[Settings, Decision]] = {}
+# Only JSON's own types make a key: a date, a dataclass or a str subclass (from YAML or Python,
+# for `netguard check`) raises instead of encoding like a plain string, and is labelled each
+# time. (A tuple encodes like a list and an Enum like its value; the labels read them alike.)
+_EXACT_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _labelled_json(req: AdmissionRequest) -> bytes | None:
+    obj = req.object or {}
+    metadata = obj.get("metadata")
+    if metadata is not None and type(metadata) is not dict:
+        return None  # a mapping of another type (from Python) would encode as nothing
+    try:
+        data = orjson.dumps([metadata is not None, metadata and metadata.get("labels"),
+                             metadata and metadata.get("annotations"), obj.get("spec")], option=_EXACT_JSON)
+    except TypeError:  # orjson.JSONEncodeError: not JSON's own types, or a lone surrogate
+        return None
+    return data if len(data) <= LABELLED_OBJECT_BYTES else None
+
+
+def _label(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> Decision:
     owned = None
     if (req.group, req.kind) in clusterpolicy.KINDS:  # what netguard counts it as
         owned = {f"{settings.labels.prefix}/{POLICY_TYPE}": clusterpolicy.policy_type(req.object)}
