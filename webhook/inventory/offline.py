@@ -126,6 +126,13 @@ class OfflineInventory:
     def _apply(self, obj: Mapping[str, Any], kind: str, deleted: bool, namespace: str) -> None:
         """A Service or NetworkPolicy of `namespace` stored or deleted."""
         name = name_of(obj)
+        if kind == "Service" and not self._required:
+            # Most Service writes change nothing kept here (a re-apply, an edit of a LoadBalancer
+            # that stays one): a view holds only whether each Service is a LoadBalancer. Read
+            # without the lock: a racing write of the same Service leaves either order's state.
+            known = self._views.get(namespace)
+            if known is not None and (name in known.load_balancers) == (not deleted and is_load_balancer(obj)):
+                return
         with self._lock:
             view = self._stored(namespace)
             if kind == "NetworkPolicy":
