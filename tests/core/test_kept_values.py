@@ -140,3 +140,14 @@ def test_a_kept_label_decision_answers_only_an_object_and_namespace_it_was_made_
     no_labels = {**public, "metadata": {"name": "edge", "namespace": "shop"}}
     whole = decide.mutate(make_request(obj=no_labels), view, plain).patch
     assert [op["path"] for op in whole] == ["/metadata/labels"]
+
+
+def test_a_cache_key_is_exact_json_or_none():
+    import datetime
+    from webhook.core.kept import exact_json
+
+    assert exact_json({"a": [1, "x"], "b": None}, 100) == b'{"a":[1,"x"],"b":null}'
+    assert exact_json(("a", "b"), 100) == exact_json(["a", "b"], 100)  # read alike where keys are used
+    for unkeyable in ({"d": datetime.date(2024, 1, 1)}, {1: "a"}, {"s": "\ud800"}, {"big": 1 << 70}):
+        assert exact_json(unkeyable, 100) is None
+    assert exact_json("x" * 98, 100) is not None and exact_json("x" * 99, 100) is None  # 100 and 101 bytes

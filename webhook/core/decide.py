@@ -5,10 +5,8 @@ webhook/core/ so).
 
 from __future__ import annotations
 
-import orjson
-
 from webhook.core import clusterpolicy, messages
-from webhook.core.kept import keep
+from webhook.core.kept import exact_json, keep
 from webhook.core.labels import POLICY_TYPE, desired_changes
 from webhook.core.outcome import Decision, allow, combine, patched, violation
 from webhook.core.patches import label_patch
@@ -68,30 +66,24 @@ def mutate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> De
 # Label decisions already made, by all they are made from: the settings (by identity: they are
 # immutable and held by the entry), the kind, the copied namespace labels' values, and the exact
 # JSON of the object's labels, annotations (a Service's exposure reads its load balancer
-# annotations) and spec. Every apply is labelled once per apply, and a GitOps sync applies the
+# annotations) and spec. Every apply is labelled, and a GitOps sync applies the
 # same objects again and again. A Decision is immutable, so one can answer many calls. Bounded
 # like every hot-path cache (webhook/core/kept.py); an object whose JSON is longer than
 # LABELLED_OBJECT_BYTES is labelled each time rather than kept.
 LABELLED_KEPT = 256
 LABELLED_OBJECT_BYTES = 4096
 _LABELLED: dict[tuple, tuple[Settings, Decision]] = {}
-# Only JSON's own types make a key: a date, a dataclass or a str subclass (from YAML or Python,
-# for `netguard check`) raises instead of encoding like a plain string, and is labelled each
-# time. (A tuple encodes like a list and an Enum like its value; the labels read them alike.)
-_EXACT_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def _labelled_json(req: AdmissionRequest) -> bytes | None:
+    """The JSON of what labelling reads of the object, or None when it cannot stand for it
+    (webhook/core/kept.py exact_json)."""
     obj = req.object or {}
     metadata = obj.get("metadata")
     if metadata is not None and type(metadata) is not dict:
         return None  # a mapping of another type (from Python) would encode as nothing
-    try:
-        data = orjson.dumps([metadata is not None, metadata and metadata.get("labels"),
-                             metadata and metadata.get("annotations"), obj.get("spec")], option=_EXACT_JSON)
-    except TypeError:  # orjson.JSONEncodeError: not JSON's own types, or a lone surrogate
-        return None
-    return data if len(data) <= LABELLED_OBJECT_BYTES else None
+    return exact_json([metadata is not None, metadata and metadata.get("labels"),
+                       metadata and metadata.get("annotations"), obj.get("spec")], LABELLED_OBJECT_BYTES)
 
 
 def _label(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> Decision:

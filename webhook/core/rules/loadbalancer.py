@@ -13,11 +13,9 @@ from __future__ import annotations
 import enum
 from typing import Any, Iterator, Mapping
 
-import orjson
-
 from webhook.core import fixpolicies, messages, netpol, reachability
 from webhook.core.egress import missing_directions
-from webhook.core.kept import keep
+from webhook.core.kept import exact_json, keep
 from webhook.core.labels import is_load_balancer
 from webhook.core.options import ACTION, Action, Option
 from webhook.core.outcome import Decision, Violation, allow, apply_action, violation
@@ -82,24 +80,16 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
 DECIDED_KEPT = 256
 DECIDED_SERVICE_BYTES = 2048
 _DECIDED: dict[tuple, tuple[NamespaceView, RuleContext, Decision]] = {}
-# Only JSON's own types make a key: a date, a dataclass or a str subclass (from YAML or Python,
-# for `netguard check`) raises instead of encoding like a plain string, and is decided each
-# time. (A tuple encodes like a list and an Enum like its value; the rule reads them alike.)
-_EXACT_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def _service_json(service: Mapping[str, Any] | None) -> bytes | None:
     """The JSON of what the rule reads of the Service (its name, labels and spec), or None when
-    it cannot stand for them."""
+    it cannot stand for them (webhook/core/kept.py exact_json)."""
     metadata = service.get("metadata") if service else None
     if metadata is not None and type(metadata) is not dict:
         return None  # a mapping of another type (from Python) would encode as nothing
-    try:
-        data = orjson.dumps([metadata and metadata.get("name"), metadata and metadata.get("labels"),
-                             service.get("spec") if service else None], option=_EXACT_JSON)
-    except TypeError:  # orjson.JSONEncodeError: not JSON's own types, or a lone surrogate
-        return None
-    return data if len(data) <= DECIDED_SERVICE_BYTES else None
+    return exact_json([metadata and metadata.get("name"), metadata and metadata.get("labels"),
+                       service.get("spec") if service else None], DECIDED_SERVICE_BYTES)
 
 
 def _decide(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext, was_load_balancer: bool) -> Decision:
