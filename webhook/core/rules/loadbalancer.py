@@ -147,7 +147,7 @@ def _labels_unknown(view: NamespaceView, ctx: RuleContext) -> bool:
 
 
 def _exposure_warnings(ns: str, name: str, service: Mapping[str, Any], view: NamespaceView,
-                       ctx: RuleContext) -> tuple[str, ...]:
+                       ctx: RuleContext) -> list[str]:
     """What may still be wrong with an admitted LoadBalancer: a cancelled default-deny, ports no
     policy opens (its traffic would be dropped), an address range open to everyone."""
     warnings = []
@@ -159,13 +159,13 @@ def _exposure_warnings(ns: str, name: str, service: Mapping[str, Any], view: Nam
         warnings.append(messages.cancelled_default_deny(ns, name, egress, view.open_families(netpol.EGRESS),
                                                         netpol.EGRESS))
     if cancelling:
-        return tuple(warnings)  # pods open to everyone: which ports a policy opens no longer matters
+        return warnings  # pods open to everyone: which ports a policy opens no longer matters
     closed = reachability.unreachable_ports(service, view)
     if closed:
         warnings.append(reachability.unreachable_warning(ns, name, closed))
     if ctx.own.source_ranges == SourceRangesMode.WARN and reachability.open_source_ranges(service):
         warnings.append(reachability.source_ranges_warning(ns, name))
-    return tuple(warnings)
+    return warnings
 
 
 def _cancelled_egress(view: NamespaceView, ctx: RuleContext, holds_load_balancers: bool) -> list[str]:
