@@ -40,8 +40,8 @@ log = logging.getLogger("netguard")
 # from a request thread, then the system calls): 20 wakes a second, not 100, keep that share of
 # a loaded worker's CPU small, and a line still reaches stdout well within a log agent's own lag.
 WRITE_SECONDS = 0.05
-# The queue is bounded in bytes (an estimate of the lines it will make). When stdout stops taking
-# lines (a stalled log agent), records past the bound are dropped and counted, and admission goes
+# The queue is bounded in bytes (of the rendered lines it holds). When stdout stops taking
+# lines (a stalled log agent), lines past the bound are dropped and counted, and admission goes
 # on: netguard sits on every write of the cluster with failurePolicy Fail, so blocking here would
 # turn a stuck log pipe into the cluster's outage. Every decision is also in kube-apiserver's own
 # audit log through the answer's auditAnnotations. (The alternative, blocking the caller until
