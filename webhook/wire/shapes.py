@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-import orjson
-
-from webhook.core.kept import keep
+from webhook.core.kept import exact_json, keep
 
 # A shape checks one value and returns None when it is fine, else (path below the value, what is
 # wrong). The path is only built on the way back up from a problem: checking a good object (every
@@ -164,8 +162,6 @@ _FINE: dict[tuple[str, str, bytes], None] = {}
 
 
 def _fine_key(group: str, kind: str, spec: Any) -> tuple[str, str, bytes] | None:
-    try:
-        data = orjson.dumps(spec)
-    except orjson.JSONEncodeError:  # a lone surrogate: refused as malformed later, or walked
-        return None
-    return (group, kind, data) if len(data) <= FINE_SPEC_BYTES else None
+    # None for a lone surrogate (refused as malformed later) or a spec too long to keep: walked.
+    data = exact_json(spec, FINE_SPEC_BYTES)
+    return None if data is None else (group, kind, data)
