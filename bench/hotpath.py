@@ -153,8 +153,8 @@ class Timed:
             (Admission, "evaluate", "admission.evaluate (rules, inventory, live confirm)"),
             (app_module, "build_response", "build_response"),
             (app_module, "json_body", "encode the response (json_body)"),
-            (AuditLog, "write", "audit log: queue + its share of the writer (finish, encode, write)"),
-            (AuditLog, "flush", "audit log: queue + its share of the writer (finish, encode, write)"),
+            (AuditLog, "write", "audit log: queue + its share of the writer (encode, write)"),
+            (AuditLog, "flush", "audit log: queue + its share of the writer (encode, write)"),
             (Metrics, "observe", "metrics.observe: queue + its share of a flush (multiprocess)"),
         ]
         self.saved = []

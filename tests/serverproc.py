@@ -119,7 +119,7 @@ class Server:
 
     def audit_lines(self, quiet: float = 0.2) -> list[dict[str, Any]]:
         """The audit log once it has not grown for `quiet` seconds: a worker writes its lines
-        from a thread, within about 10 ms of each answer (webhook/serve/auditlog.py)."""
+        from a thread, within about 50 ms of each answer (webhook/serve/auditlog.py)."""
         deadline = time.monotonic() + 10
         size = -1
         while (current := self.audit_path.stat().st_size) != size and time.monotonic() < deadline:

@@ -44,7 +44,7 @@ if OUT:
     endpoints.build_response = timed("build_response", endpoints.build_response)
     endpoints.json_body = timed("encode the response", endpoints.json_body)
     audit.AuditLog.write = timed("audit log (whole write)", audit.AuditLog.write)
-    audit.AuditRecord.finish = timed("audit: finish the record", audit.AuditRecord.finish)
+    audit.encode = timed("audit: encode the line", audit.encode)
     metrics.Metrics.observe = timed("metrics.observe", metrics.Metrics.observe)
     # The writer and flush threads work in batches: their time is shown per admission call.
     metrics.Metrics.flush = timed("metrics flush (batch)", metrics.Metrics.flush)

@@ -1,4 +1,5 @@
-"""webhook/serve/auditlog.py: whole JSON lines from many threads, through a pipe or into a file."""
+"""webhook/serve/auditlog.py and auditrecord.py: whole JSON lines from many threads, through a pipe or
+into a file."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import pytest
 
 from tests.reviews import make_request
 from webhook.wire import jsoncodec
-from webhook.serve import auditlog
-from webhook.serve.auditlog import FIELDS, AuditLog, AuditRecord, _whole_lines_up_to_pipe_buf
+from webhook.serve import auditrecord
+from webhook.serve.auditlog import AuditLog, _whole_lines_up_to_pipe_buf
+from webhook.serve.auditrecord import FIELDS, AuditRecord
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -124,7 +126,7 @@ def test_timestamps_are_rfc3339_utc_milliseconds(now):
     # The text of each second is cached: go through a different second first, then this one twice.
     from datetime import datetime, timezone
 
-    from webhook.serve.auditlog import _timestamp
+    from webhook.serve.auditrecord import _timestamp
 
     expected = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds")
     _timestamp(now - 7.25)
@@ -240,7 +242,7 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking_the_caller(tmp_path):
     # pipe: a stuck log agent stopped admission.
     path = tmp_path / "audit.log"
     with path.open("w") as stream:
-        log = AuditLog(stream, max_queued_bytes=3 * len(auditlog._encode(_record(0, 0, 10))))
+        log = AuditLog(stream, max_queued_bytes=3 * len(auditrecord.encode(_record(0, 0, 10))))
         counted = []
         log.on_dropped = counted.append
         log.start(interval=3600)
@@ -301,7 +303,8 @@ def test_a_worker_that_exits_normally_writes_its_queued_lines():
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from webhook.serve.auditlog import AuditLog, AuditRecord
+        from webhook.serve.auditlog import AuditLog
+        from webhook.serve.auditrecord import AuditRecord
         log = AuditLog()
         log.start(interval=3600)
         for i in range(7):
@@ -329,7 +332,7 @@ def test_lines_are_joined_whole_into_writes_of_at_most_pipe_buf(sizes):
 
 @pytest.mark.parametrize("seconds", [0.0, 0.0000004, 0.0000006, 0.0012346, 0.25, 1.9999996, 29.123456789])
 def test_durations_are_milliseconds_to_the_microsecond(seconds):
-    from webhook.serve.auditlog import _milliseconds
+    from webhook.serve.auditrecord import _milliseconds
 
     assert _milliseconds(seconds) == round(seconds * 1000, 3)
 
@@ -350,7 +353,8 @@ def test_an_answered_record_carries_the_decision_and_the_request():
 
 FULL_DISK = textwrap.dedent("""
     import json, resource, signal, sys
-    from webhook.serve.auditlog import AuditLog, AuditRecord
+    from webhook.serve.auditlog import AuditLog
+    from webhook.serve.auditrecord import AuditRecord
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), hard))  # the disk is full here
@@ -386,13 +390,13 @@ def test_a_full_disk_leaves_no_torn_line_and_glues_none(tmp_path):
 
 
 def test_the_timestamp_is_what_datetime_writes_down_to_the_rounding():
-    """auditlog._timestamp formats the date and time once a second; the line still says what
+    """auditrecord._timestamp formats the date and time once a second; the line still says what
     datetime's isoformat(timespec="milliseconds") says, including where microsecond rounding
     carries into the next second."""
     import datetime
     import random
 
-    from webhook.serve.auditlog import _timestamp
+    from webhook.serve.auditrecord import _timestamp
 
     def reference(now: float) -> str:
         stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)

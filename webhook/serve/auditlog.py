@@ -1,8 +1,5 @@
-"""The audit trail: one JSON object per line on stdout for every admission call.
-
-Field names are defined once, here. Every record carries `uid` and `dry_run`; the server writes
-each call's record exactly once, in a `finally`, so a failing handler is recorded too (with its
-HTTP status and error). Gatekeeper's logging.go and deferred stats reporter work the same way.
+"""The audit trail: one JSON object per line on stdout for every admission call (each line is
+an AuditRecord's, webhook/serve/auditrecord.py).
 
 A serving worker writes the lines from a thread of its own (`AuditLog.start`): the request
 thread renders its record's line (a few hundred bytes: the request's objects are never kept)
@@ -13,14 +10,14 @@ OOM) loses the lines of its last ~50 ms, as it would lose what a log agent had n
 kube-apiserver's own audit log records every decision anyway, through the `auditAnnotations` of
 each answer. Why: writing each line on the request thread, with a system call that hands the
 GIL to another thread and waits to get it back, cost 20-30 µs of CPU per call under load, a
-tenth of netguard's throughput (bench/README.md, Profile). A queue that stdout does not drain (a log reader that stopped
-reading) is bounded in bytes: lines past the bound are dropped and counted (AuditLog.write).
+tenth of netguard's throughput (bench/README.md, Profile). A queue that stdout does not drain
+(a log reader that stopped reading) is bounded in bytes: lines past the bound are dropped and
+counted (AuditLog.write).
 """
 
 from __future__ import annotations
 
 import collections
-import datetime
 import logging
 import os
 import select
@@ -28,12 +25,10 @@ import stat
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Callable, Iterable, Iterator, TextIO
 
-from webhook.core.outcome import Decision, Verdict
-from webhook.core.request import AdmissionRequest
+from webhook.serve.auditrecord import AuditRecord, encode
 from webhook.serve.background import PeriodicFlush, take_queued
-from webhook.wire import jsoncodec
 
 log = logging.getLogger("netguard")
 # Each wake of the writer costs about as much as writing dozens of lines (the thread takes the GIL
@@ -52,123 +47,6 @@ WRITE_WAIT_SECONDS = 1.0
 # A drop is said on stderr at most this often (and counted in netguard_audit_dropped_total).
 DROP_NOTICE_SECONDS = 10.0
 
-FIELDS = (
-    "time", "uid", "stage", "operation", "kind", "namespace", "name", "user", "field_manager",
-    "dry_run", "allowed", "decision", "rule", "reason", "warnings", "patched_labels",
-    "state", "resource_version", "http_status", "error", "duration_ms",
-)
-
-
-class AuditRecord:
-    """Collects one call's facts as the handler learns them; `finish` lays them out as FIELDS.
-
-    Plain attributes, one dict built at the end: this runs on every admission call, and filling
-    a dict of 21 keys step by step cost more than the decision it records."""
-
-    __slots__ = ("_started", "_stage", "_req", "_decision", "_state", "_resource_version",
-                 "_status", "_error", "_internal", "_time", "_duration")
-
-    def __init__(self, stage: str) -> None:
-        self._started = time.perf_counter()
-        self._stage = stage
-        self._req: AdmissionRequest | None = None
-        self._decision: Decision | None = None
-        self._state: str | None = None
-        self._resource_version: str | None = None
-        self._status = 200
-        self._error: str | None = None
-        self._internal = False
-        self._time: float | None = None
-        self._duration = 0.0
-
-    def close(self) -> None:
-        """The call is answered: its time and duration are taken now, however late the line is
-        written."""
-        if self._time is None:
-            self._time = time.time()
-            self._duration = time.perf_counter() - self._started
-
-    def request(self, req: AdmissionRequest) -> None:
-        # The request itself, objects included, until the line is rendered (AuditLog.write):
-        # what waits for stdout is the line, never the objects (an UPDATE carries two, up to
-        # megabytes).
-        self._req = req
-
-    def decision(self, decision: Decision, state: str, resource_version: str = "") -> None:
-        """The decision on the request given to `request` (called after it)."""
-        self._decision, self._state = decision, state
-        self._resource_version = resource_version or None
-
-    def failed(self, status: int, error: str, internal: bool = False) -> None:
-        """Answered with an error: the client's (a malformed call) or, `internal`, netguard's own."""
-        self._status, self._error, self._internal = status, error, internal
-
-    def finish(self) -> dict[str, Any]:
-        """The record as a dict in FIELDS order. A call refused before it had a decision has the
-        decision's fields null (and the request's too when it had none); one that netguard itself
-        failed on has decision `error`."""
-        self.close()
-        # Stand-ins for what a refused call never had, so the one layout below reads every
-        # field without a test per field.
-        req = self._req or _NO_REQUEST
-        decision = self._decision or (_FAILED_INTERNALLY if self._internal else _NO_DECISION)
-        labels = decision.patched_labels
-        return {
-            "time": _timestamp(self._time),
-            "uid": req.uid,
-            "stage": self._stage,
-            "operation": req.operation,
-            "kind": req.kind,
-            "namespace": req.namespace,
-            "name": req.name,
-            "user": req.user,
-            "field_manager": req.field_manager,
-            "dry_run": req.dry_run,
-            "allowed": decision.allowed,
-            "decision": decision.verdict,
-            "rule": decision.rule,
-            "reason": decision.reason,
-            "warnings": decision.warnings,  # a tuple: orjson writes it as an array
-            "patched_labels": dict(labels) if labels else {},
-            "state": self._state,
-            "resource_version": self._resource_version,
-            "http_status": self._status,
-            "error": self._error,
-            "duration_ms": _milliseconds(self._duration),
-        }
-
-
-# What `finish` reads for a call refused before it was parsed or decided: nulls, dry_run false,
-# no warnings and no labels.
-_NO_REQUEST = AdmissionRequest(*([None] * len(AdmissionRequest._fields)))._replace(dry_run=False)
-_NO_DECISION = Decision(*([None] * len(Decision._fields)))._replace(warnings=(), patched_labels=None)
-_FAILED_INTERNALLY = _NO_DECISION._replace(verdict=Verdict.ERROR)
-
-
-def _milliseconds(seconds: float) -> float:
-    # Whole microseconds, in milliseconds: the float round(seconds * 1000, 3) gives, without its
-    # decimal rounding (3x slower; every audit line has one).
-    return round(seconds * 1_000_000) / 1000
-
-
-def _timestamp(now: float) -> str:
-    """RFC 3339 UTC with milliseconds, as datetime's isoformat(timespec="milliseconds") writes
-    it: the time rounded to microseconds, then cut to milliseconds. The date and time of day are
-    formatted once a second, and the milliseconds taken from a table: every admission call
-    writes one, and datetime cost more than the rest of the line."""
-    second = int(now)  # a time after 1970: its whole seconds, and `now - second` is exact
-    micros = round((now - second) * 1e6)  # as CPython's datetime rounds: half to even
-    if micros >= 1_000_000:
-        micros, second = micros - 1_000_000, second + 1
-    known, text = _second
-    if known != second:
-        text = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-        globals()["_second"] = (second, text)  # one tuple: threads read it whole
-    return text + _MILLISECONDS[micros // 1000]
-
-
-_MILLISECONDS = tuple(f".{n:03d}Z" for n in range(1000))
-_second: tuple[int, str] = (-1, "")
 
 
 class AuditLog:
@@ -204,7 +82,7 @@ class AuditLog:
                                      "could not write audit lines; those queued until now are lost")
 
     def write(self, record: AuditRecord) -> None:
-        line = _encode(record)
+        line = encode(record)
         if not self._queueing:
             self._write_lines([line])
             return
@@ -348,12 +226,6 @@ def _cut_back(fd: int, start: int | None, written: int, whole: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _encode(record: AuditRecord) -> bytes:
-    # UTF-8 bytes; a forged request's lone surrogates come out as ASCII escapes (jsoncodec),
-    # which any stream can carry.
-    return jsoncodec.dumps(record.finish(), default=str) + b"\n"
 
 
 def _whole_lines_up_to_pipe_buf(lines: Iterable[bytes]) -> Iterator[bytes]:

@@ -21,7 +21,8 @@ from http import HTTPStatus
 from typing import Any
 
 from webhook.serve.admission import STAGES, Admission, Evaluation
-from webhook.serve.auditlog import AuditLog, AuditRecord
+from webhook.serve.auditlog import AuditLog
+from webhook.serve.auditrecord import AuditRecord
 from webhook.serve.metrics import Metrics
 from webhook.wire import jsoncodec
 from webhook.wire.response import build_response, error_body, json_body
