@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from webhook.serve.admission import STAGES, Admission, Evaluation
+from webhook.serve.admission import STAGES, Admission
 from webhook.serve.auditlog import AuditLog
 from webhook.serve.auditrecord import AuditRecord
 from webhook.serve.metrics import Metrics
 from webhook.wire import jsoncodec
-from webhook.wire.response import build_response, error_body, json_body
+from webhook.wire.response import error_body, response_body
 from webhook.wire.review import MalformedReview, parse_review
 
 log = logging.getLogger("netguard")
@@ -95,18 +95,6 @@ def _refuse_dense(body: bytes) -> None:
             f"(at most {MAX_CONTAINERS} in a review): refused before decoding")
 
 
-def audit_annotations(evaluation: Evaluation) -> dict[str, str]:
-    """Stored by the apiserver in its own audit log, under keys prefixed with the webhook's name."""
-    decision = evaluation.decision
-    annotations = {"decision": decision.verdict}
-    if decision.rule:
-        annotations["rule"] = decision.rule
-    if evaluation.resource_version:
-        # The cluster state the decision rested on, to replay or dispute it later.
-        annotations["resourceVersion"] = evaluation.resource_version
-    return annotations
-
-
 @functools.cache  # a handful of statuses; the enum lookup costs a µs a call
 def _status_line(status: int) -> str:
     return f"{status} {HTTPStatus(status).phrase}"
@@ -142,7 +130,7 @@ class AdmissionEndpoints:
             evaluation = self.admission.evaluate(stage, req)
             decision = evaluation.decision
             record.decision(decision, evaluation.state, evaluation.resource_version)
-            return 200, json_body(build_response(req, decision, audit_annotations(evaluation)))
+            return 200, response_body(req, decision, evaluation.resource_version)
         except MalformedReview as exc:
             status = exc.status
             record.failed(status, str(exc))

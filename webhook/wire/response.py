@@ -10,6 +10,9 @@ from __future__ import annotations
 import base64
 from typing import Any, Mapping
 
+import orjson
+
+from webhook.core.kept import keep
 from webhook.core.outcome import Decision
 from webhook.core.request import AdmissionRequest
 from webhook.wire import jsoncodec
@@ -43,3 +46,46 @@ def build_response(request: AdmissionRequest, decision: Decision,
     if audit_annotations:
         response["auditAnnotations"] = dict(audit_annotations)
     return {"apiVersion": request.api_version, "kind": "AdmissionReview", "response": response}
+
+
+
+def audit_annotations(decision: Decision, resource_version: str = "") -> dict[str, str]:
+    """Stored by the apiserver in its own audit log, under keys prefixed with the webhook's name."""
+    annotations = {"decision": decision.verdict}
+    if decision.rule:
+        annotations["rule"] = decision.rule
+    if resource_version:
+        # The cluster state the decision rested on, to replay or dispute it later.
+        annotations["resourceVersion"] = resource_version
+    return annotations
+
+
+def response_body(request: AdmissionRequest, decision: Decision, resource_version: str = "") -> bytes:
+    """The answer to `request`, encoded: `json_body(build_response(request, decision,
+    audit_annotations(decision, resource_version)))`, byte for byte.
+
+    A kept decision (webhook/core/rules/loadbalancer.py, decide.mutate) answers many calls, and
+    its answer differs from call to call only in the request's uid, which comes first in the
+    response. So the bytes before and after the uid are kept, by the decision (held by the
+    entry, so its id is never mistaken for a later decision's), the apiVersion and the
+    resourceVersion. A decision made for one call only leaves an entry no later call reads; a
+    uid orjson cannot encode (a lone surrogate: forged) takes the standard library's path.
+    """
+    key = (id(decision), request.api_version, resource_version)
+    known = _ENCODED.get(key)
+    try:
+        uid = orjson.dumps(request.uid)
+    except orjson.JSONEncodeError:
+        uid = None
+    if known is not None and uid is not None and known[0] is decision:
+        return known[1] + uid + known[2]
+    body = json_body(build_response(request, decision, audit_annotations(decision, resource_version)))
+    if uid is not None:
+        head = b'{"apiVersion":' + json_body(request.api_version) + b',"kind":"AdmissionReview","response":{"uid":'
+        if body.startswith(head + uid):  # the layout build_response writes, encoded by orjson
+            keep(_ENCODED, key, (decision, head, body[len(head) + len(uid):]), ENCODED_KEPT)
+    return body
+
+
+ENCODED_KEPT = 256
+_ENCODED: dict[tuple, tuple[Decision, bytes, bytes]] = {}
