@@ -347,6 +347,19 @@ def test_kinds_netguard_does_not_review_are_allowed(review):
     assert decision.reason.startswith("netguard does not review")
 
 
+
+def test_a_reviewed_kind_no_rule_answers_for_is_allowed_saying_so():
+    decision = validate(kind="Service", obj=service("web", type="ClusterIP"))
+    assert decision.allowed and decision.verdict == Verdict.ALLOW and not decision.rule
+    assert decision.reason == "no netguard rule applies to CREATE of a Service"
+
+
+def test_two_answers_keep_both_reasons_and_the_first_denial_decides():
+    decision = validate(kind="Service", obj=service("web", type="LoadBalancer"), config=settings(required=("owner",)))
+    assert not decision.allowed
+    assert decision.rule.split(",")[0] == LOADBALANCER_RULE and LABELS_RULE in decision.rule
+    assert "; " in decision.reason and "owner" in decision.reason
+
 # --------------------------------------------------------------------------- protect-default-deny
 
 

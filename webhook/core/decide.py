@@ -22,8 +22,9 @@ def _skip(req: AdmissionRequest, settings: Settings, labelling: bool = False) ->
     """Guard clauses shared by both stages; each says why it lets the request pass. Every
     cluster-wide and CNI policy kind is labelled; only those that can isolate in a required
     direction are validated."""
-    others = clusterpolicy.KINDS if labelling else clusterpolicy.guarded(settings.egress.required)
-    if (req.group, req.kind) not in REVIEWED and (req.group, req.kind) not in others:
+    kind = (req.group, req.kind)
+    if kind not in REVIEWED and kind not in (
+            clusterpolicy.KINDS if labelling else clusterpolicy.guarded(settings.egress.required)):
         return allow(f"netguard does not review {req.kind or 'this kind'}")
     if req.namespace in settings.exempt_namespaces:
         return allow(f"namespace {req.namespace} is exempt")
@@ -39,7 +40,9 @@ def validate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> 
     if skipped:
         return skipped
     answers = [d for admit, ctx in settings.admitters if (d := admit(req, view, ctx)) is not None]
-    return combine(answers, f"no netguard rule applies to {req.operation} of a {req.kind}")
+    if not answers:  # the reason formatted only when it is given: nearly every call has an answer
+        return allow(f"no netguard rule applies to {req.operation} of a {req.kind}")
+    return combine(answers, "")
 
 
 def mutate(req: AdmissionRequest, view: NamespaceView, settings: Settings) -> Decision:
