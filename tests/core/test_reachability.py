@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 
 from tests.reviews import make_request, policy, service, settings, view_of
@@ -138,7 +140,7 @@ def test_remembered_answers_stay_bounded_and_belong_to_their_view():
     assert reachability.unreachable_ports(svc, view) == ["8080/TCP"]
     key = next(k for k in reachability._ANSWERS if k[1] == (("app", "web"),))
     opened = view.with_policy(allow("a", WEB, {**FROM_OUTSIDE, "ports": [{"port": 8080}]}))
-    reachability._ANSWERS[(id(opened), *key[1:])] = (view, ("8080/TCP",))  # as if id(opened) were reused
+    reachability._ANSWERS[(id(opened), *key[1:])] = (weakref.ref(view), ("8080/TCP",))  # as if id(opened) were reused
     assert reachability.unreachable_ports(svc, opened) == []
 
 
@@ -156,7 +158,7 @@ def test_kept_allows_belong_to_their_view_context_name_and_spec():
     dropped = _lb_warnings(svc, view, plain)
     assert len(dropped) == 1 and "8080/TCP" in dropped[0]
     assert _lb_warnings(svc, view, plain) == dropped  # asked again: the same answer
-    assert any(entry[0] is view for entry in loadbalancer._DECIDED.values())  # from the kept one
+    assert any(entry[0]() is view for entry in loadbalancer._DECIDED.values())  # from the kept one
     # Each input that changes the answer gives its own: the spec, the name, the view, the context.
     other_port = service("web", type="LoadBalancer", ports=[{"port": 80, "targetPort": 9090}])
     assert "9090/TCP" in _lb_warnings(other_port, view, plain)[0]
@@ -174,7 +176,7 @@ def test_kept_allows_belong_to_their_view_context_name_and_spec():
     renamed = view_of([NS, policy("deny-in", {"podSelector": {}, "policyTypes": ["Ingress"]})], "shop")
     assert "(deny-in)" in decide.validate(make_request(obj=svc), renamed, plain).reason
     # A new view or context with a dead one's id (ids are reused) never gets the dead one's answer.
-    key = next(k for k, entry in loadbalancer._DECIDED.items() if entry[0] is view and entry[1] is
+    key = next(k for k, entry in loadbalancer._DECIDED.items() if entry[0]() is view and entry[1] is
                plain.context(loadbalancer.NAME) and k[3] == "web" and k[4] == "CREATE" and b"9090" not in k[-1])
     loadbalancer._DECIDED[(id(opened), *key[1:])] = loadbalancer._DECIDED[key]  # as if id(opened) were reused
     assert _lb_warnings(svc, opened, plain) == ()

@@ -114,6 +114,10 @@ def offer(service: Mapping[str, Any], view: NamespaceView, settings: FixSettings
     """The allow policy `netguard fix` writes for `service` behind the default-deny(s) its
     namespace lacks, with the notes about it, as a denial shows it; None when it needs none (or
     gets none: no selector, no ports, no usable ranges)."""
+    if len(view.policies) > OFFER_VIEW_POLICIES:
+        # Its key would hold the view's fingerprint, a frozenset of every policy: 256 of those
+        # from a large namespace's superseded views are megabytes. Made each time instead.
+        return _offer(service, view, settings)
     metadata = _mapping(service.get("metadata"))
     try:  # orjson: the key is made on every denial, and json.dumps took most of a cached offer's time
         canonical = orjson.dumps([metadata.get("name"), metadata.get("labels"), service.get("spec")],
@@ -140,6 +144,9 @@ def offer(service: Mapping[str, Any], view: NamespaceView, settings: FixSettings
 # value, and the key holds all it is made from. Threads that race here store equal offers.
 OFFERS_KEPT = 256
 OFFER_KEY_BYTES = 2048
+# Offers are kept for views of at most this many policies (a denied Service's namespace has no
+# default-deny, and seldom many policies); each kept key then holds at most a few KiB.
+OFFER_VIEW_POLICIES = 64
 _OFFERS: dict[tuple, messages.AllowOffer | None] = {}
 
 

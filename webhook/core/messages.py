@@ -25,7 +25,7 @@ from typing import Iterable, NamedTuple
 
 from webhook.core.egress import DnsTarget
 from webhook.core.policytexts import (allow_from_ranges_yaml, allow_to_ranges_yaml, default_deny_fix_yaml,
-                                      default_deny_name, default_deny_yaml)
+                                      default_deny_name, default_deny_yaml, names_in_the_way)
 
 MAX_LISTED = 5
 FIRST_LINE_CHARS = 200
@@ -130,12 +130,13 @@ def loadbalancer_denied(namespace: str, name: str, operation: str, *, rule: str,
     was taken to select it; `not_isolating`: (label, why) of cluster-wide and CNI policies that
     look like isolation but are not (webhook/core/clusterpolicy.py); `allow`: shown after the
     default-deny(s) when the whole denial fits MAX_MESSAGE_CHARS, else named by a pointer;
-    `taken`: the names of the namespace's policies, which the offered policies do not reuse.
+    `taken`: the names of the namespace's policies, which the offered policies do not reuse
+    (kept by those that could be in their way only: policytexts.names_in_the_way).
 
     Remembered for the same arguments: a denied Service is sent again and again (a GitOps
     controller retrying its sync), and the text took 9 µs of a 13 µs decision."""
     return _loadbalancer_denied(namespace, name, operation, rule, from_flux, tuple(missing), dns,
-                                labels_unknown, tuple(not_isolating), allow, frozenset(taken))
+                                labels_unknown, tuple(not_isolating), allow, names_in_the_way(taken))
 
 
 @functools.lru_cache(maxsize=1024)

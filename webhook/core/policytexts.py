@@ -108,6 +108,17 @@ def default_deny_fix_yaml(namespace: str, directions: Iterable[str], dns: DnsTar
     return "---\n".join(docs)
 
 
+def names_in_the_way(taken: Iterable[str]) -> frozenset[str]:
+    """The names of `taken` that `default_deny_fix_yaml` could find in its way (every name it
+    tries starts with one of these): its text is the same for them as for all of `taken`. A
+    denial's text is kept by them, not by every policy name of the namespace (thousands, in a
+    large one, and a new set on every change of it)."""
+    return frozenset(name for name in taken if name.startswith(_DENY_FIX_PREFIXES))
+
+
+_DENY_FIX_PREFIXES = ("default-deny-", FALLBACK_DENY_NAME, DNS_ALLOWANCE_NAME)
+
+
 def allow_to_ranges_yaml(namespace: str, name: str) -> str:
     """An egress allow policy for some pods, to named ranges on named ports."""
     return _allow_ranges_yaml(namespace, name, "Egress", "the pods that call out",

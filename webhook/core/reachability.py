@@ -7,6 +7,7 @@ Service dict and the namespace's policy summaries.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping  # not typing's: isinstance on it is slow
 from typing import Any
 
@@ -51,17 +52,18 @@ def unreachable_ports(service: Mapping[str, Any], view: NamespaceView) -> list[s
         known = _ANSWERS.get(key)
     except TypeError:  # a list or map where a label value or port belongs: not hashable
         return list(_unreachable(selector, ports, view))
-    if known is None or known[0] is not view:  # an id is only unique while its view lives
-        known = keep(_ANSWERS, key, (view, _unreachable(selector, ports, view)), ANSWERS_KEPT)
+    if known is None or known[0]() is not view:  # an id is only unique while its view lives
+        known = keep(_ANSWERS, key, (weakref.ref(view), _unreachable(selector, ports, view)), ANSWERS_KEPT)
     return list(known[1])
 
 
 # Answers already worked out, per view: every re-apply of a LoadBalancer (a GitOps sync) asks the
 # same question of the same view. Kept beside the views, not in them (views are values); a view
-# never changes, so neither does an answer worked out from it. Bounded, and each entry holds its
-# view, so an id is never mistaken for a later view's. Threads that race here store equal answers.
+# never changes, so neither does an answer worked out from it. Bounded, and each entry refers to
+# its view weakly: superseded views are not kept alive, and a later view that gets a dead one's id
+# finds a dead reference, not the dead view's answer. Threads that race here store equal answers.
 ANSWERS_KEPT = 256
-_ANSWERS: dict[tuple, tuple[NamespaceView, tuple[str, ...]]] = {}
+_ANSWERS: dict[tuple, tuple[weakref.ref[NamespaceView], tuple[str, ...]]] = {}
 
 
 def _unreachable(selector: Mapping[str, Any], ports: list[tuple[str, int | str]],

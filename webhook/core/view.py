@@ -66,7 +66,7 @@ class PolicySummary:
                    open_outside_egress=netpol.open_outside_ranges(spec, netpol.EGRESS))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # kept answers refer to views weakly
 class NamespaceView:
     """One namespace as an inventory last saw it. `known` is False when the namespace itself
     was never seen (its labels are then unknown, not empty). `complete` is False for the view of

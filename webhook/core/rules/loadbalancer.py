@@ -11,6 +11,7 @@ https://kubernetes.io/docs/concepts/services-networking/network-policies/#the-tw
 from __future__ import annotations
 
 import enum
+import weakref
 from typing import Any, Iterator, Mapping
 
 from webhook.core import fixpolicies, messages, netpol, reachability
@@ -60,16 +61,19 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
     key = (id(view), id(ctx), req.namespace, req.name, req.operation, was_load_balancer, req.dry_run,
            req.from_flux, shown)
     known = _DECIDED.get(key)
-    if known is not None and known[0] is view and known[1] is ctx:
+    if known is not None and known[0]() is view and known[1] is ctx:
         return known[2]
     decision = _decide(req, view, ctx, was_load_balancer)
-    # Holding the view and the context keeps their ids from being reused while the entry lives.
-    keep(_DECIDED, key, (view, ctx, decision), DECIDED_KEPT)
+    # The view is referred to weakly: a namespace's every change makes a new one, and the entries
+    # must not keep superseded views (and their policies) alive. A dead view's id may be reused
+    # by a later view, whose lookup then finds a dead reference and decides anew. The context
+    # lives as long as its settings, and holding it keeps its id from being reused.
+    keep(_DECIDED, key, (weakref.ref(view), ctx, decision), DECIDED_KEPT)
     return decision
 
 
 # Decisions already made, by all they are made from: the view and the rule context (by identity:
-# both are immutable), the request's namespace, name, operation and flags, whether the Service
+# both are immutable; the view referred to weakly), the request's namespace, name, operation and flags, whether the Service
 # already was a LoadBalancer, and the Service's name, labels and spec (its exact JSON). A GitOps
 # controller re-applies the same Service to the same view again and again, an allowed one on
 # every sync and a refused one on every retry, and making the decision again (its reason, the
@@ -79,7 +83,7 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
 # each time rather than kept.
 DECIDED_KEPT = 256
 DECIDED_SERVICE_BYTES = 2048
-_DECIDED: dict[tuple, tuple[NamespaceView, RuleContext, Decision]] = {}
+_DECIDED: dict[tuple, tuple[weakref.ref[NamespaceView], RuleContext, Decision]] = {}
 
 
 def _service_json(service: Mapping[str, Any] | None) -> bytes | None:
