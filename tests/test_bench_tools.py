@@ -20,3 +20,14 @@ def test_threadtime_wraps_steps_that_exist(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={"NETGUARD_THREADTIME_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
+
+
+def test_kept_memory_measures_both_namespaces():
+    """bench/kept_memory.py drives the rule through its allow and its refusal on churned views."""
+    done = subprocess.run([sys.executable, "bench/kept_memory.py", "--policies", "70", "--rounds", "5"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "70 policies, 5 rounds, allowed (default-deny)", "70 policies, 5 rounds, refused (no default-deny)"]
+    assert all(line.endswith(" MiB held") for line in lines)
