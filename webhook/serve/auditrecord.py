@@ -145,49 +145,35 @@ def encode(record: AuditRecord) -> bytes:
     A GitOps controller applies the same objects again and again, and a kept decision
     (webhook/core/rules/loadbalancer.py, decide.mutate) answers each apply: between a call's
     time and uid and its duration, every field of its line (stage through error) is one an
-    earlier call of the same object wrote. So that middle is encoded once per decision, state,
-    resourceVersion and request fields (the entry holds the decision, so its id is never
-    mistaken for a later one's), and each line is laid out around it. Whatever orjson cannot
-    encode (a forged request's lone surrogate) takes the standard library's path with the whole
-    record, as `_encode_record` does.
+    earlier call of the same object wrote. So that middle, cut from the first such line, is
+    kept by the decision, state, resourceVersion and request fields (the entry holds the
+    decision, so its id is never mistaken for a later one's), and later lines are laid out
+    around it. A line orjson cannot encode (a forged request's lone surrogate) is the standard
+    library's, as `_encode_record` writes it, and keeps nothing.
     """
     decision = record._decision
     req = record._req
     if decision is None or req is None or record._status != 200 or record._error is not None:
         return _encode_record(record)
     record.close()
+    try:
+        uid = orjson.dumps(req.uid)
+    except orjson.JSONEncodeError:
+        return _encode_record(record)
+    time_text = _timestamp(record._time).encode()
+    duration = orjson.dumps(_milliseconds(record._duration))
     key = (id(decision), record._state, record._resource_version, record._stage, req.operation, req.kind,
            req.namespace, req.name, req.user, req.field_manager, req.dry_run)
     known = _MIDDLES.get(key)
-    try:
-        uid = orjson.dumps(req.uid)
-        if known is None or known[0] is not decision:
-            labels = decision.patched_labels
-            middle = orjson.dumps({
-                "stage": record._stage,
-                "operation": req.operation,
-                "kind": req.kind,
-                "namespace": req.namespace,
-                "name": req.name,
-                "user": req.user,
-                "field_manager": req.field_manager,
-                "dry_run": req.dry_run,
-                "allowed": decision.allowed,
-                "decision": decision.verdict,
-                "rule": decision.rule,
-                "reason": decision.reason,
-                "warnings": decision.warnings,
-                "patched_labels": dict(labels) if labels else {},
-                "state": record._state,
-                "resource_version": record._resource_version,
-                "http_status": 200,
-                "error": None,
-            })[1:-1]
-            known = keep(_MIDDLES, key, (decision, middle), MIDDLES_KEPT)
-    except orjson.JSONEncodeError:
-        return _encode_record(record)
-    return b"".join((b'{"time":"', _timestamp(record._time).encode(), b'","uid":', uid, b",", known[1],
-                     b',"duration_ms":', orjson.dumps(_milliseconds(record._duration)), b"}\n"))
+    if known is not None and known[0] is decision:
+        return b"".join((b'{"time":"', time_text, b'","uid":', uid, b",", known[1],
+                         b',"duration_ms":', duration, b"}\n"))
+    line = _encode_record(record)
+    head = b"".join((b'{"time":"', time_text, b'","uid":', uid, b","))
+    tail = b"".join((b',"duration_ms":', duration, b"}\n"))
+    if line.startswith(head) and line.endswith(tail):  # finish()'s layout, encoded by orjson
+        keep(_MIDDLES, key, (decision, line[len(head):-len(tail)]), MIDDLES_KEPT)
+    return line
 
 
 def _encode_record(record: AuditRecord) -> bytes:
