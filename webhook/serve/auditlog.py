@@ -48,7 +48,6 @@ WRITE_WAIT_SECONDS = 1.0
 DROP_NOTICE_SECONDS = 10.0
 
 
-
 class AuditLog:
     """Writes records as JSON lines: queued to a writer thread once `start`ed, else at once.
 
@@ -58,10 +57,10 @@ class AuditLog:
     which share the descriptor) never cut into them. A longer line is written alone, under the
     lock, in parts if the pipe takes it in parts: it cannot interleave with this process's long
     lines, but (as always with pipes) it can with the other workers'. To a regular file a batch
-    is one write: Linux serialises writes to one open file, whatever their size. A write cut short by a full disk is cut off the file
-    again, back to its last whole line (`_cut_back`), so a file holds whole lines only; through
-    a pipe, where bytes cannot be taken back, the next write starts on a new line. Other streams
-    (tests) get an ordinary write and flush.
+    is one write: Linux serialises writes to one open file, whatever their size. A write cut
+    short by a full disk is cut off the file again, back to its last whole line (`_cut_back`), so
+    a file holds whole lines only; through a pipe, where bytes cannot be taken back, the next
+    write starts on a new line. Other streams (tests) get an ordinary write and flush.
     """
 
     def __init__(self, stream: TextIO | None = None, max_queued_bytes: int = MAX_QUEUED_BYTES,

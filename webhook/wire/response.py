@@ -48,7 +48,6 @@ def build_response(request: AdmissionRequest, decision: Decision,
     return {"apiVersion": request.api_version, "kind": "AdmissionReview", "response": response}
 
 
-
 def audit_annotations(decision: Decision, resource_version: str = "") -> dict[str, str]:
     """Stored by the apiserver in its own audit log, under keys prefixed with the webhook's name."""
     annotations = {"decision": decision.verdict}
@@ -81,7 +80,8 @@ def response_body(request: AdmissionRequest, decision: Decision, resource_versio
         return known[1] + uid + known[2]
     body = json_body(build_response(request, decision, audit_annotations(decision, resource_version)))
     if uid is not None:
-        head = b'{"apiVersion":' + json_body(request.api_version) + b',"kind":"AdmissionReview","response":{"uid":'
+        head = b"".join((b'{"apiVersion":', json_body(request.api_version),
+                         b',"kind":"AdmissionReview","response":{"uid":'))
         if body.startswith(head + uid):  # the layout build_response writes, encoded by orjson
             keep(_ENCODED, key, (decision, head, body[len(head) + len(uid):]), ENCODED_KEPT)
     return body

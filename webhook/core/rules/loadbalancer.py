@@ -73,14 +73,14 @@ def admit(req: AdmissionRequest, view: NamespaceView, ctx: RuleContext) -> Decis
 
 
 # Decisions already made, by all they are made from: the view and the rule context (by identity:
-# both are immutable; the view referred to weakly), the request's namespace, name, operation and flags, whether the Service
-# already was a LoadBalancer, and the Service's name, labels and spec (its exact JSON). A GitOps
-# controller re-applies the same Service to the same view again and again, an allowed one on
-# every sync and a refused one on every retry, and making the decision again (its reason, the
-# exposure warnings, the denial and its allow offer) was most of the call's decision. A Decision
-# is immutable, so one can answer many calls. Bounded like every hot-path cache
-# (webhook/core/kept.py); a Service whose JSON is longer than DECIDED_SERVICE_BYTES is decided
-# each time rather than kept.
+# both are immutable; the view referred to weakly), the request's namespace, name, operation and
+# flags, whether the Service already was a LoadBalancer, and the Service's name, labels and spec
+# (its exact JSON). A GitOps controller re-applies the same Service to the same view again and
+# again, an allowed one on every sync and a refused one on every retry, and making the decision
+# again (its reason, the exposure warnings, the denial and its allow offer) was most of the call's
+# decision. A Decision is immutable, so one can answer many calls. Bounded like every hot-path
+# cache (webhook/core/kept.py); a Service whose JSON is longer than DECIDED_SERVICE_BYTES is
+# decided each time rather than kept.
 DECIDED_KEPT = 256
 DECIDED_SERVICE_BYTES = 2048
 _DECIDED: dict[tuple, tuple[weakref.ref[NamespaceView], RuleContext, Decision]] = {}
