@@ -208,6 +208,10 @@ class Reflector:
                         if asked == self._relists_asked:  # no relist() since it began: none to cut
                             self._cut = False
                     self._watch()
+                    # The stream relist() cut, if it did, ended without an error: nothing is left
+                    # to forgive, and a list that fails next is a failure. (No response is open
+                    # here, so a relist() that lands just now cut nothing either.)
+                    self._cut = False
                     failures = 0  # the watch ended on time: healthy
                     self.failing_since = None
                     continue
