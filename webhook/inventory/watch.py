@@ -187,7 +187,7 @@ class Reflector:
         self._response: Any = None
         self._progressed = False  # the current attempt applied at least one event
         # relist(): the calls so far, those a finished list answered, and whether the stream it
-        # cut is yet to fail (that failure is no failure: the loop lists at once).
+        # cut is yet to end (if it ends failing, that is no failure: the loop lists at once).
         self._relists_asked = self._relists_done = 0
         self._cut = False
         self._response_lock = threading.Lock()
